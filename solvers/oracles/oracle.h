@@ -1,0 +1,121 @@
+// The combinatorial oracle interface.
+//
+// An oracle solves y*(θ) = argmax_{y ∈ C} ⟨y, θ⟩ (MAXIMIZE) or argmin (MINIMIZE) over a finite
+// set C ⊂ R^d, for one cost/score vector θ of length d. Oracles know nothing of noise, gRPC or
+// protobuf; `solvers/perturbed/` turns any of them into a perturbed optimizer.
+//
+// Creation: `MakeOracle(spec, d, sense)` (oracle_factory.h) validates the structure once per
+// request (shapes, edges, k, sense) and returns a ready oracle, or INVALID_ARGUMENT naming the
+// offending wire field (for example `problem.top_k.k`).
+//
+// Thread safety: an `Oracle` is immutable after creation and `Solve` is const, so one oracle is
+// shared by every worker thread of a request. Each thread owns one `OracleWorkspace` (from
+// `NewWorkspace`); a workspace is never used by two threads at once.
+//
+// Lifetimes: the workspace refers to nothing in the oracle; the oracle must outlive every
+// `Solve` call. `Solve` allocates nothing: all scratch memory lives in the workspace.
+//
+// Output: y is sparse, as a list of (index, value) pairs with strictly increasing indices and
+// non-zero values, written into a `SparseVector` whose capacity is d (reserved once per
+// thread). One-hot, k-hot and path solutions have few entries, which the estimators exploit
+// (a Jacobian row update costs O(nnz · d), not O(d²)).
+//
+// Example:
+//   ASSIGN_OR_RETURN(auto oracle, MakeOracle(ArgmaxSpec{}, /*d=*/5, Sense::kMaximize));
+//   auto ws = oracle->NewWorkspace();
+//   SparseVector y(oracle->dimension());
+//   std::vector<double> theta = {0.1, 3.0, -1.0, 3.0, 0.0};
+//   oracle->Solve(absl::MakeSpan(theta), *ws, y);  // y = {(1, 1.0)}: ties → lowest index
+#ifndef PERTURBD_SOLVERS_ORACLES_ORACLE_H_
+#define PERTURBD_SOLVERS_ORACLES_ORACLE_H_
+
+#include <cstdint>
+#include <memory>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/types/span.h"
+
+namespace perturbd {
+
+enum class Sense { kMaximize, kMinimize };
+
+absl::string_view SenseName(Sense sense);
+
+// A sparse vector of length `dimension` with at most `dimension` non-zeros. The storage is
+// reserved at construction so that `Clear` + `Push` in the hot loop never allocate.
+class SparseVector {
+ public:
+  explicit SparseVector(int64_t dimension) : dimension_(dimension) {
+    index_.reserve(static_cast<size_t>(dimension));
+    value_.reserve(static_cast<size_t>(dimension));
+  }
+  int64_t dimension() const { return dimension_; }
+  size_t size() const { return index_.size(); }
+  void Clear() {
+    index_.clear();
+    value_.clear();
+  }
+  // Appends one non-zero. Callers push indices in increasing order.
+  void Push(int64_t i, double v) {
+    index_.push_back(static_cast<int32_t>(i));
+    value_.push_back(v);
+  }
+  absl::Span<const int32_t> indices() const { return index_; }
+  absl::Span<const double> values() const { return value_; }
+  int32_t index(size_t k) const { return index_[k]; }
+  double value(size_t k) const { return value_[k]; }
+
+  // ⟨y, x⟩ for a dense x of length dimension().
+  double Dot(absl::Span<const double> x) const {
+    double s = 0.0;
+    for (size_t k = 0; k < index_.size(); ++k) s += value_[k] * x[index_[k]];
+    return s;
+  }
+  // Writes y densely into out (length dimension()).
+  void ToDense(absl::Span<double> out) const;
+
+ private:
+  int64_t dimension_;
+  std::vector<int32_t> index_;
+  std::vector<double> value_;
+};
+
+// Per-thread scratch memory of one oracle. Oracles derive their own.
+class OracleWorkspace {
+ public:
+  virtual ~OracleWorkspace() = default;
+};
+
+class Oracle {
+ public:
+  virtual ~Oracle() = default;
+
+  // The wire name of the oracle (`argmax`, `top_k`, ...), used in metrics and messages.
+  virtual absl::string_view name() const = 0;
+  // d: the length of θ and y.
+  virtual int64_t dimension() const = 0;
+  // The sense this oracle was created with.
+  virtual Sense sense() const = 0;
+  // True when C ⊂ {0,1}^d (every non-zero of y is 1).
+  virtual bool binary_solutions() const { return true; }
+  // An upper bound on the number of non-zeros of any solution.
+  virtual int64_t max_nonzeros() const { return dimension(); }
+  // Rough cost of one solve in elementary operations, used for work limits and scheduling.
+  virtual double cost_per_solve() const { return static_cast<double>(dimension()); }
+
+  virtual std::unique_ptr<OracleWorkspace> NewWorkspace() const = 0;
+
+  // Solves for θ = `theta` (length d) and writes y into `y` (cleared first).
+  //
+  // Oracles that need non-negative costs (Dijkstra) clamp negative entries of `theta` to zero
+  // *in place*, so that the caller computes values and losses on the costs actually optimised,
+  // and return how many entries they clamped. Every other oracle leaves `theta` as it is and
+  // returns 0.
+  virtual int64_t Solve(absl::Span<double> theta, OracleWorkspace& workspace,
+                        SparseVector& y) const = 0;
+};
+
+}  // namespace perturbd
+
+#endif  // PERTURBD_SOLVERS_ORACLES_ORACLE_H_

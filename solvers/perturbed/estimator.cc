@@ -1,0 +1,322 @@
+#include "solvers/perturbed/estimator.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace perturbd {
+namespace {
+
+// Aim for this many work items per request (enough to balance a few threads), but no item
+// smaller than kMinItemWork elementary operations (scheduling overhead), and no more partial
+// Jacobian sums in memory than kMaxPartialValues. All of it depends on the request only.
+constexpr int64_t kTargetItems = 64;
+constexpr double kMinItemWork = 50000.0;
+constexpr double kMaxPartialValues = 1 << 24;
+
+double RoundToDType(double x, DType dtype) {
+  return dtype == DType::kFloat32 ? static_cast<double>(static_cast<float>(x)) : x;
+}
+
+void AddScaled(absl::Span<double> acc, double scale, absl::Span<const double> x) {
+  double* __restrict a = acc.data();
+  const double* __restrict v = x.data();
+  const size_t n = acc.size();
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) a[i] += scale * v[i];
+}
+
+void AddTo(std::vector<double>& acc, const std::vector<double>& x) {
+  for (size_t i = 0; i < acc.size(); ++i) acc[i] += x[i];
+}
+
+}  // namespace
+
+EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
+  EstimatorPlan plan;
+  const Oracle& oracle = *request.oracle;
+  plan.batch = request.batch;
+  plan.dimension = oracle.dimension();
+  plan.samples = request.noise.num_samples;
+  plan.antithetic = request.noise.antithetic;
+  plan.samples_per_unit = plan.antithetic ? 2 : 1;
+  plan.units = plan.samples / plan.samples_per_unit;
+  plan.epsilon = request.noise.epsilon;
+  plan.distribution = request.noise.distribution;
+  plan.perturbation = request.noise.perturbation;
+  plan.variance_reduction = EffectiveVarianceReduction(request.noise);
+  plan.dtype = request.dtype;
+  plan.sense = oracle.sense();
+  plan.jacobian = request.jacobian;
+  plan.vjp = !request.cotangent.empty();
+  plan.fenchel_young = !request.targets.empty();
+  plan.solution_stderr = request.solution_stderr;
+  plan.samples_out = request.samples;
+  const bool derivative = plan.jacobian || plan.vjp;
+  plan.need_grad_sum = derivative && plan.variance_reduction != VarianceReduction::kNone;
+  plan.need_pairs = plan.antithetic &&
+                    (plan.solution_stderr ||
+                     (derivative && plan.variance_reduction == VarianceReduction::kLeaveOneOut));
+
+  const double d = static_cast<double>(plan.dimension);
+  double unit_work = oracle.cost_per_solve() + 8.0 * d;
+  if (plan.jacobian) unit_work += static_cast<double>(oracle.max_nonzeros()) * d;
+  unit_work *= static_cast<double>(plan.samples_per_unit);
+  int64_t blocks = (kTargetItems + plan.batch - 1) / plan.batch;
+  blocks = std::min<int64_t>(blocks, plan.units);
+  blocks = std::min<int64_t>(
+      blocks, std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(plan.units) *
+                                                        unit_work / kMinItemWork)));
+  if (plan.jacobian) {
+    const double per_block = static_cast<double>(plan.batch) * d * d * (plan.need_pairs ? 2 : 1);
+    blocks = std::min<int64_t>(
+        blocks, std::max<int64_t>(1, static_cast<int64_t>(kMaxPartialValues / per_block)));
+  }
+  plan.blocks_per_instance = std::max<int64_t>(1, blocks);
+  return plan;
+}
+
+std::pair<int64_t, int64_t> EstimatorPlan::BlockUnits(int64_t block) const {
+  return {block * units / blocks_per_instance, (block + 1) * units / blocks_per_instance};
+}
+
+EstimatorSums::EstimatorSums(const EstimatorPlan& plan) {
+  const size_t d = static_cast<size_t>(plan.dimension);
+  const bool loo = plan.variance_reduction == VarianceReduction::kLeaveOneOut;
+  sum_y.assign(d, 0.0);
+  if (plan.solution_stderr) sum_unit2.assign(d, 0.0);
+  if (plan.fenchel_young && plan.perturbation == Perturbation::kMultiplicative) {
+    sum_wy.assign(d, 0.0);
+  }
+  if (plan.need_grad_sum) sum_grad.assign(d, 0.0);
+  if (plan.jacobian) {
+    syg.assign(d * d, 0.0);
+    if (plan.need_pairs && loo) pair_syg.assign(d * d, 0.0);
+  }
+  if (plan.vjp) {
+    ssg.assign(d, 0.0);
+    if (plan.need_pairs && loo) pair_ssg.assign(d, 0.0);
+  }
+}
+
+void EstimatorSums::Add(const EstimatorSums& o) {
+  AddTo(sum_y, o.sum_y);
+  AddTo(sum_unit2, o.sum_unit2);
+  AddTo(sum_wy, o.sum_wy);
+  AddTo(sum_grad, o.sum_grad);
+  AddTo(syg, o.syg);
+  AddTo(pair_syg, o.pair_syg);
+  AddTo(ssg, o.ssg);
+  AddTo(pair_ssg, o.pair_ssg);
+  sum_s += o.sum_s;
+  value += o.value;
+  loss += o.loss;
+  clamped += o.clamped;
+}
+
+EstimatorScratch::EstimatorScratch(const EstimatorPlan& plan, const Oracle& oracle)
+    : workspace_(oracle.NewWorkspace()),
+      z_(static_cast<size_t>(plan.dimension)),
+      eta_(static_cast<size_t>(plan.dimension)),
+      w_(static_cast<size_t>(plan.dimension)),
+      y_{SparseVector(plan.dimension), SparseVector(plan.dimension)} {
+  const size_t d = static_cast<size_t>(plan.dimension);
+  grad_[0].resize(d);
+  grad_[1].resize(d);
+  if (plan.need_pairs) {
+    pair_y_.assign(d, 0.0);
+    pair_grad_.resize(d);
+  }
+}
+
+void EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const Oracle& oracle,
+                                        const NoiseRow& row, absl::Span<const double> theta,
+                                        absl::Span<const double> targets,
+                                        absl::Span<const double> cotangent, SparseVector& y,
+                                        std::vector<double>& grad, EstimatorSums& sums,
+                                        double* sample_out, double* s_out) {
+  const size_t d = static_cast<size_t>(plan.dimension);
+  FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad));
+
+  // η in θ's dtype (DESIGN §5): computed in double, rounded once.
+  const double eps = plan.epsilon;
+  if (plan.perturbation == Perturbation::kAdditive) {
+    for (size_t i = 0; i < d; ++i) eta_[i] = RoundToDType(theta[i] + eps * z_[i], plan.dtype);
+  } else {
+    const double shift = 0.5 * eps * eps;
+    for (size_t i = 0; i < d; ++i) {
+      w_[i] = std::exp(eps * z_[i] - shift);
+      eta_[i] = RoundToDType(theta[i] * w_[i], plan.dtype);
+    }
+  }
+
+  sums.clamped += static_cast<uint64_t>(oracle.Solve(absl::MakeSpan(eta_), *workspace_, y));
+  const double y_dot_eta = y.Dot(eta_);
+  sums.value += y_dot_eta;
+  for (size_t k = 0; k < y.size(); ++k) sums.sum_y[y.index(k)] += y.value(k);
+  if (plan.solution_stderr && !plan.antithetic) {
+    for (size_t k = 0; k < y.size(); ++k) sums.sum_unit2[y.index(k)] += y.value(k) * y.value(k);
+  }
+  if (plan.fenchel_young) {
+    double t_dot_eta = 0.0;
+    for (size_t i = 0; i < d; ++i) t_dot_eta += targets[i] * eta_[i];
+    sums.loss += plan.sense == Sense::kMaximize ? y_dot_eta - t_dot_eta : t_dot_eta - y_dot_eta;
+    if (plan.perturbation == Perturbation::kMultiplicative) {
+      for (size_t k = 0; k < y.size(); ++k) sums.sum_wy[y.index(k)] += w_[y.index(k)] * y.value(k);
+    }
+  }
+  if (plan.need_grad_sum) AddScaled(absl::MakeSpan(sums.sum_grad), 1.0, grad);
+  if (plan.jacobian) {
+    for (size_t k = 0; k < y.size(); ++k) {
+      AddScaled(absl::MakeSpan(sums.syg).subspan(static_cast<size_t>(y.index(k)) * d, d),
+                y.value(k), grad);
+    }
+  }
+  if (plan.vjp) {
+    const double s = y.Dot(cotangent);
+    AddScaled(absl::MakeSpan(sums.ssg), s, grad);
+    sums.sum_s += s;
+    *s_out = s;
+  }
+  if (sample_out != nullptr) y.ToDense(absl::MakeSpan(sample_out, d));
+}
+
+void EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const Oracle& oracle,
+                                       const NoiseRow& row_base, absl::Span<const double> theta,
+                                       absl::Span<const double> targets,
+                                       absl::Span<const double> cotangent, int64_t first,
+                                       int64_t last, EstimatorSums& sums,
+                                       double* samples_instance) {
+  const size_t d = static_cast<size_t>(plan.dimension);
+  const bool loo = plan.variance_reduction == VarianceReduction::kLeaveOneOut;
+  for (int64_t u = first; u < last; ++u) {
+    double s[2] = {0.0, 0.0};
+    for (int64_t p = 0; p < plan.samples_per_unit; ++p) {
+      const int64_t m = u * plan.samples_per_unit + p;
+      NoiseRow row = row_base;
+      row.sample = static_cast<uint32_t>(m);
+      double* sample_out =
+          samples_instance != nullptr ? samples_instance + static_cast<size_t>(m) * d : nullptr;
+      AccumulateSample(plan, oracle, row, theta, targets, cotangent, y_[p], grad_[p], sums,
+                       sample_out, &s[p]);
+    }
+    if (!plan.need_pairs) continue;
+
+    // Pair-level sums: s_p = y_{2k} + y_{2k+1} (dense scratch, touched entries only),
+    // g_p = ∇ν(Z_{2k}) + ∇ν(Z_{2k+1}).
+    for (int p = 0; p < 2; ++p) {
+      for (size_t k = 0; k < y_[p].size(); ++k) pair_y_[y_[p].index(k)] += y_[p].value(k);
+    }
+    const bool pair_grad = loo && (plan.jacobian || plan.vjp);
+    if (pair_grad) {
+      for (size_t i = 0; i < d; ++i) pair_grad_[i] = grad_[0][i] + grad_[1][i];
+      if (plan.vjp) AddScaled(absl::MakeSpan(sums.pair_ssg), s[0] + s[1], pair_grad_);
+    }
+    // Visit the union of both supports once: an entry is zeroed after its visit.
+    for (int p = 0; p < 2; ++p) {
+      for (size_t k = 0; k < y_[p].size(); ++k) {
+        const size_t i = static_cast<size_t>(y_[p].index(k));
+        const double v = pair_y_[i];
+        if (v == 0.0) continue;
+        pair_y_[i] = 0.0;
+        if (plan.solution_stderr) sums.sum_unit2[i] += 0.25 * v * v;
+        if (pair_grad && plan.jacobian) {
+          AddScaled(absl::MakeSpan(sums.pair_syg).subspan(i * d, d), v, pair_grad_);
+        }
+      }
+    }
+  }
+}
+
+int64_t EstimatorScratch::SolveUnperturbed(const Oracle& oracle, absl::Span<const double> theta,
+                                           absl::Span<double> out) {
+  std::copy(theta.begin(), theta.end(), eta_.begin());
+  const int64_t clamped = oracle.Solve(absl::MakeSpan(eta_), *workspace_, y_[0]);
+  y_[0].ToDense(out);
+  return clamped;
+}
+
+void FinalizeInstance(const EstimatorPlan& plan, int64_t b, const EstimatorSums& sums,
+                      absl::Span<const double> theta, absl::Span<const double> targets,
+                      absl::Span<const double> cotangent, absl::Span<const double> unperturbed_y,
+                      PerturbedResult& result) {
+  const size_t d = static_cast<size_t>(plan.dimension);
+  const double M = static_cast<double>(plan.samples);
+  const size_t row = static_cast<size_t>(b) * d;
+  double* solution = result.solution.data() + row;
+  for (size_t i = 0; i < d; ++i) solution[i] = sums.sum_y[i] / M;
+  result.value[b] = sums.value / M;
+
+  if (plan.solution_stderr) {
+    const double n = static_cast<double>(plan.units);
+    double* se = result.solution_stderr.data() + row;
+    for (size_t i = 0; i < d; ++i) {
+      const double mean = solution[i];
+      const double var = std::max(0.0, (sums.sum_unit2[i] - n * mean * mean) / (n - 1.0));
+      se[i] = std::sqrt(var / n);
+    }
+  }
+
+  if (plan.jacobian || plan.vjp) {
+    // (a, c, pair scale) of the header comment.
+    std::vector<double> a;  // empty for NONE
+    double c = M;
+    double pair_scale = 0.0;
+    switch (plan.variance_reduction) {
+      case VarianceReduction::kNone:
+        break;
+      case VarianceReduction::kUnperturbed:
+        a.assign(unperturbed_y.begin(), unperturbed_y.end());
+        break;
+      case VarianceReduction::kLeaveOneOut:
+        a.assign(solution, solution + d);
+        if (plan.antithetic) {
+          for (double& v : a) v *= M / (M - 2.0);
+          pair_scale = 1.0 / (M - 2.0);
+        } else {
+          c = M - 1.0;
+        }
+        break;
+    }
+    const double scale = 1.0 / (c * plan.epsilon);
+    const bool multiplicative = plan.perturbation == Perturbation::kMultiplicative;
+    if (plan.jacobian) {
+      double* J = result.jacobian.data() + static_cast<size_t>(b) * d * d;
+      for (size_t i = 0; i < d; ++i) {
+        const double ai = a.empty() ? 0.0 : a[i];
+        for (size_t j = 0; j < d; ++j) {
+          double v = sums.syg[i * d + j];
+          if (!a.empty()) v -= ai * sums.sum_grad[j];
+          if (pair_scale != 0.0) v += pair_scale * sums.pair_syg[i * d + j];
+          v *= scale;
+          if (multiplicative) v /= theta[j];
+          J[i * d + j] = v;
+        }
+      }
+    }
+    if (plan.vjp) {
+      double a_s = 0.0;
+      for (size_t i = 0; i < a.size(); ++i) a_s += a[i] * cotangent[i];
+      double* g = result.grad_theta.data() + row;
+      for (size_t j = 0; j < d; ++j) {
+        double v = sums.ssg[j];
+        if (!a.empty()) v -= a_s * sums.sum_grad[j];
+        if (pair_scale != 0.0) v += pair_scale * sums.pair_ssg[j];
+        v *= scale;
+        if (multiplicative) v /= theta[j];
+        g[j] = v;
+      }
+    }
+  }
+
+  if (plan.fenchel_young) {
+    result.loss[b] = sums.loss / M;
+    double* grad = result.loss_grad.data() + row;
+    const bool multiplicative = plan.perturbation == Perturbation::kMultiplicative;
+    for (size_t i = 0; i < d; ++i) {
+      const double y_hat = multiplicative ? sums.sum_wy[i] / M : solution[i];
+      grad[i] = plan.sense == Sense::kMaximize ? y_hat - targets[i] : targets[i] - y_hat;
+    }
+  }
+}
+
+}  // namespace perturbd

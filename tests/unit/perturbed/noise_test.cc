@@ -1,0 +1,130 @@
+#include "solvers/perturbed/noise.h"
+
+#include <cmath>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "solvers/perturbed/philox.h"
+
+namespace perturbd {
+namespace {
+
+// Known-answer vectors of Philox4x32-10 published with Random123 (kat_vectors).
+TEST(Philox, MatchesRandom123KnownAnswers) {
+  PhiloxBlock a = Philox4x32_10(0, 0, 0, 0, 0, 0);
+  EXPECT_EQ(a.x[0], 0x6627e8d5u);
+  EXPECT_EQ(a.x[1], 0xe169c58du);
+  EXPECT_EQ(a.x[2], 0xbc57ac4cu);
+  EXPECT_EQ(a.x[3], 0x9b00dbd8u);
+  PhiloxBlock b =
+      Philox4x32_10(0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu);
+  EXPECT_EQ(b.x[0], 0x408f276du);
+  EXPECT_EQ(b.x[1], 0x41c83b0eu);
+  EXPECT_EQ(b.x[2], 0xa20bc7c6u);
+  EXPECT_EQ(b.x[3], 0x6d5451fdu);
+  PhiloxBlock c =
+      Philox4x32_10(0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u, 0xa4093822u, 0x299f31d0u);
+  EXPECT_EQ(c.x[0], 0xd16cfe09u);
+  EXPECT_EQ(c.x[1], 0x94fdccebu);
+  EXPECT_EQ(c.x[2], 0x5001e420u);
+  EXPECT_EQ(c.x[3], 0x24126ea1u);
+}
+
+std::vector<double> Draw(const NoiseRow& row, size_t d, std::vector<double>* grad = nullptr) {
+  std::vector<double> z(d), g(d);
+  FillNoise(row, absl::MakeSpan(z), absl::MakeSpan(g));
+  if (grad != nullptr) *grad = g;
+  return z;
+}
+
+TEST(FillNoise, CoordinateDoesNotDependOnLength) {
+  NoiseRow row{.key = 42, .instance = 3, .sample = 7};
+  const std::vector<double> long_row = Draw(row, 23);
+  for (size_t d : {1u, 2u, 3u, 5u, 8u, 13u}) {
+    const std::vector<double> short_row = Draw(row, d);
+    for (size_t i = 0; i < d; ++i) EXPECT_EQ(short_row[i], long_row[i]) << d << " " << i;
+  }
+}
+
+TEST(FillNoise, StreamsDifferByKeyInstanceSampleAndDistribution) {
+  const NoiseRow base{.key = 1, .instance = 0, .sample = 0};
+  const double z0 = Draw(base, 1)[0];
+  NoiseRow other = base;
+  other.key = 2;
+  EXPECT_NE(Draw(other, 1)[0], z0);
+  other = base;
+  other.key = uint64_t{1} | (uint64_t{1} << 32);  // the high half of the seed matters
+  EXPECT_NE(Draw(other, 1)[0], z0);
+  other = base;
+  other.instance = 1;
+  EXPECT_NE(Draw(other, 1)[0], z0);
+  other = base;
+  other.sample = 1;
+  EXPECT_NE(Draw(other, 1)[0], z0);
+  other = base;
+  other.distribution = NoiseDistribution::kGumbel;
+  EXPECT_NE(Draw(other, 1)[0], z0);
+}
+
+// Moments over n variates: mean within 5 standard errors, variance within 5 of its own.
+void ExpectMoments(NoiseDistribution dist, double mean, double var, double fourth_central) {
+  const size_t d = 1000;
+  const int rows = 200;
+  double s = 0, s2 = 0;
+  for (int m = 0; m < rows; ++m) {
+    NoiseRow row{.key = 9, .instance = 0, .sample = static_cast<uint32_t>(m), .distribution = dist};
+    for (double z : Draw(row, d)) {
+      s += z;
+      s2 += z * z;
+    }
+  }
+  const double n = static_cast<double>(d) * rows;
+  const double m1 = s / n;
+  const double v = s2 / n - m1 * m1;
+  EXPECT_NEAR(m1, mean, 5 * std::sqrt(var / n));
+  EXPECT_NEAR(v, var, 5 * std::sqrt((fourth_central - var * var) / n));
+}
+
+TEST(FillNoise, NormalHasZeroMeanUnitVariance) {
+  ExpectMoments(NoiseDistribution::kNormal, 0.0, 1.0, 3.0);
+}
+
+TEST(FillNoise, GumbelHasMeanGammaVariancePiSquaredOverSix) {
+  const double pi = 3.14159265358979323846;
+  const double var = pi * pi / 6;
+  // Gumbel excess kurtosis is 12/5: μ₄ = (3 + 12/5) σ⁴.
+  ExpectMoments(NoiseDistribution::kGumbel, 0.5772156649015329, var, 5.4 * var * var);
+}
+
+TEST(FillNoise, ScoreIsTheGradientOfNu) {
+  std::vector<double> g;
+  NoiseRow normal{.key = 5, .sample = 1};
+  std::vector<double> z = Draw(normal, 9, &g);
+  for (size_t i = 0; i < z.size(); ++i) EXPECT_EQ(g[i], z[i]);
+  NoiseRow gumbel{.key = 5, .sample = 1, .distribution = NoiseDistribution::kGumbel};
+  z = Draw(gumbel, 9, &g);
+  for (size_t i = 0; i < z.size(); ++i) EXPECT_NEAR(g[i], 1.0 - std::exp(-z[i]), 1e-12);
+}
+
+TEST(FillNoise, AntitheticPairsNegateNormalAndComplementGumbelUniforms) {
+  NoiseRow first{.key = 77, .sample = 4, .antithetic = true};
+  NoiseRow second = first;
+  second.sample = 5;
+  const auto z0 = Draw(first, 11), z1 = Draw(second, 11);
+  for (size_t i = 0; i < z0.size(); ++i) EXPECT_EQ(z1[i], -z0[i]);
+  // The next pair is a fresh draw.
+  NoiseRow third = first;
+  third.sample = 6;
+  EXPECT_NE(Draw(third, 1)[0], z0[0]);
+
+  first.distribution = second.distribution = NoiseDistribution::kGumbel;
+  const auto g0 = Draw(first, 11), g1 = Draw(second, 11);
+  for (size_t i = 0; i < g0.size(); ++i) {
+    // U = exp(−exp(−G)); the pair has U₀ + U₁ = 1 up to the 2⁻³² grid.
+    const double u0 = std::exp(-std::exp(-g0[i])), u1 = std::exp(-std::exp(-g1[i]));
+    EXPECT_NEAR(u0 + u1, 1.0, 1e-9);
+  }
+}
+
+}  // namespace
+}  // namespace perturbd
