@@ -3,18 +3,103 @@
 #include <algorithm>
 
 namespace perturbd {
+namespace {
+
+// Quads per chunk: the Philox words and transformed values of one chunk stay in L1.
+constexpr size_t kChunkQuads = 128;
+
+// x86-64 builds carry AVX-512 and AVX2 clones of the vector kernels, chosen at load time;
+// every clone computes the same bits (no contraction, same operation order).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define PERTURBD_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PERTURBD_VECTOR_CLONES
+#endif
+
+// The kernels work on *planar* chunks: plane p holds lane p of every quad, so each loop reads
+// and writes contiguous arrays (what vectorisers handle best); `Interleave` restores the
+// coordinate order at the end.
+struct Planes {
+  alignas(64) double v[4][kChunkQuads];
+};
+
+// u[p][j] = uniform of lane p of quad q0 + j (with the GUMBEL antithetic complement).
+PERTURBD_VECTOR_CLONES
+void PhiloxUniforms(const NoiseRow& row, uint32_t q0, size_t nq, uint32_t complement, Planes& u) {
+  const uint32_t draw = row.antithetic ? row.sample / 2 : row.sample;
+  const uint32_t tag = static_cast<uint32_t>(row.distribution);
+  const uint32_t k0 = static_cast<uint32_t>(row.key), k1 = static_cast<uint32_t>(row.key >> 32);
+  double* __restrict u0 = u.v[0];
+  double* __restrict u1 = u.v[1];
+  double* __restrict u2 = u.v[2];
+  double* __restrict u3 = u.v[3];
+#pragma omp simd
+  for (size_t j = 0; j < nq; ++j) {
+    const PhiloxBlock b =
+        Philox4x32_10(q0 + static_cast<uint32_t>(j), draw, row.instance, tag, k0, k1);
+    u0[j] = noise_internal::UniformOpen(b.x[0] ^ complement);
+    u1[j] = noise_internal::UniformOpen(b.x[1] ^ complement);
+    u2[j] = noise_internal::UniformOpen(b.x[2] ^ complement);
+    u3[j] = noise_internal::UniformOpen(b.x[3] ^ complement);
+  }
+}
+
+PERTURBD_VECTOR_CLONES
+void NormalPlanes(const Planes& u, size_t nq, double sign, Planes& z) {
+  const double* __restrict u0 = u.v[0];
+  const double* __restrict u1 = u.v[1];
+  const double* __restrict u2 = u.v[2];
+  const double* __restrict u3 = u.v[3];
+  double* __restrict z0 = z.v[0];
+  double* __restrict z1 = z.v[1];
+  double* __restrict z2 = z.v[2];
+  double* __restrict z3 = z.v[3];
+#pragma omp simd
+  for (size_t j = 0; j < nq; ++j) {
+    noise_internal::BoxMuller(u0[j], u1[j], sign, z0[j], z1[j]);
+    noise_internal::BoxMuller(u2[j], u3[j], sign, z2[j], z3[j]);
+  }
+}
+
+PERTURBD_VECTOR_CLONES
+void GumbelPlanes(const Planes& u, size_t nq, Planes& z, Planes& grad) {
+  for (int p = 0; p < 4; ++p) {
+    const double* __restrict up = u.v[p];
+    double* __restrict zp = z.v[p];
+    double* __restrict gp = grad.v[p];
+#pragma omp simd
+    for (size_t j = 0; j < nq; ++j) noise_internal::Gumbel(up[j], zp[j], gp[j]);
+  }
+}
+
+// out[4j + p] = planes.v[p][j] for the first `count` coordinates.
+void Interleave(const Planes& planes, size_t count, double* __restrict out) {
+  for (size_t i = 0; i < count; ++i) out[i] = planes.v[i & 3][i >> 2];
+}
+
+}  // namespace
 
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu) {
+  Planes u, zp, gp;
   const size_t d = z.size();
-  const size_t full = d / 4;
-  for (size_t q = 0; q < full; ++q) {
-    NoiseQuad(row, static_cast<uint32_t>(q), &z[4 * q], &grad_nu[4 * q]);
-  }
-  if (const size_t rest = d - 4 * full; rest > 0) {
-    double zq[4], gq[4];
-    NoiseQuad(row, static_cast<uint32_t>(full), zq, gq);
-    std::copy(zq, zq + rest, z.begin() + 4 * full);
-    std::copy(gq, gq + rest, grad_nu.begin() + 4 * full);
+  const bool flip = NoiseFlipped(row);
+  const bool normal = row.distribution == NoiseDistribution::kNormal;
+  constexpr size_t kChunk = 4 * kChunkQuads;
+  for (size_t start = 0; start < d; start += kChunk) {
+    const size_t count = std::min(kChunk, d - start);
+    const size_t quads = (count + 3) / 4;
+    // The antithetic GUMBEL partner uses 1 − u, exactly the uniform of the complemented word.
+    PhiloxUniforms(row, static_cast<uint32_t>(start / 4), quads, flip && !normal ? 0xFFFFFFFFu : 0u,
+                   u);
+    if (normal) {
+      NormalPlanes(u, quads, flip ? -1.0 : 1.0, zp);
+      Interleave(zp, count, z.data() + start);
+      Interleave(zp, count, grad_nu.data() + start);
+    } else {
+      GumbelPlanes(u, quads, zp, gp);
+      Interleave(zp, count, z.data() + start);
+      Interleave(gp, count, grad_nu.data() + start);
+    }
   }
 }
 

@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "absl/types/span.h"
+#include "solvers/perturbed/noise_math.h"
 #include "solvers/perturbed/philox.h"
 
 namespace perturbd {
@@ -37,11 +38,30 @@ struct NoiseRow {
 };
 
 namespace noise_internal {
-constexpr double kTwoPi = 6.283185307179586476925286766559;
 constexpr double kTwoPow32Inv = 2.3283064365386962890625e-10;  // 2⁻³²
 
 PERTURBD_HOST_DEVICE double UniformOpen(uint32_t x) {
-  return (static_cast<double>(x) + 0.5) * kTwoPow32Inv;
+  // (x + ½)·2⁻³², with x converted through the 2⁵² bit trick (exact; vectorises without
+  // unsigned conversion instructions).
+  const double xd = noise_math::BitsDouble(0x4330000000000000ull | x) - 4503599627370496.0;
+  return (xd + 0.5) * kTwoPow32Inv;
+}
+
+// Box–Muller on one pair of uniforms: (Z₀, Z₁) = √(−2 ln u₀) · (cos 2πu₁, sin 2πu₁).
+// `sign` is −1 for the antithetic partner, +1 otherwise (an exact multiplication).
+PERTURBD_HOST_DEVICE void BoxMuller(double u0, double u1, double sign, double& z0, double& z1) {
+  const double radius = std::sqrt(-2.0 * noise_math::Log(u0));
+  double s, c;
+  noise_math::SinCos2Pi(u1, s, c);
+  z0 = sign * (radius * c);
+  z1 = sign * (radius * s);
+}
+
+// Standard Gumbel from one uniform: Z = −ln(−ln u), ∇ν(Z) = 1 + ln u.
+PERTURBD_HOST_DEVICE void Gumbel(double u, double& z, double& grad_nu) {
+  const double log_u = noise_math::Log(u);  // < 0
+  z = -noise_math::Log(-log_u);
+  grad_nu = 1.0 + log_u;
 }
 }  // namespace noise_internal
 
@@ -52,33 +72,28 @@ PERTURBD_HOST_DEVICE PhiloxBlock NoiseBlock(const NoiseRow& row, uint32_t q) {
                        static_cast<uint32_t>(row.key), static_cast<uint32_t>(row.key >> 32));
 }
 
-// Z and ∇ν(Z) for the four coordinates 4q .. 4q+3 of a row.
+// True for the second sample of an antithetic pair.
+PERTURBD_HOST_DEVICE bool NoiseFlipped(const NoiseRow& row) {
+  return row.antithetic && (row.sample & 1u) != 0;
+}
+
+// Z and ∇ν(Z) for the four coordinates 4q .. 4q+3 of a row (the scalar reference; FillNoise
+// computes the same values, bit for bit, with vector instructions).
 PERTURBD_HOST_DEVICE void NoiseQuad(const NoiseRow& row, uint32_t q, double z[4],
                                     double grad_nu[4]) {
-  using namespace noise_internal;
-  PhiloxBlock r = NoiseBlock(row, q);
-  const bool flip = row.antithetic && (row.sample & 1u);
+  const PhiloxBlock r = NoiseBlock(row, q);
+  const bool flip = NoiseFlipped(row);
   if (row.distribution == NoiseDistribution::kNormal) {
-    for (int p = 0; p < 4; p += 2) {
-      const double radius = std::sqrt(-2.0 * std::log(UniformOpen(r.x[p])));
-      const double angle = kTwoPi * UniformOpen(r.x[p + 1]);
-      double z0 = radius * std::cos(angle);
-      double z1 = radius * std::sin(angle);
-      if (flip) {
-        z0 = -z0;
-        z1 = -z1;
-      }
-      z[p] = z0;
-      z[p + 1] = z1;
-      grad_nu[p] = z0;
-      grad_nu[p + 1] = z1;
-    }
+    using noise_internal::UniformOpen;
+    const double sign = flip ? -1.0 : 1.0;
+    noise_internal::BoxMuller(UniformOpen(r.x[0]), UniformOpen(r.x[1]), sign, z[0], z[1]);
+    noise_internal::BoxMuller(UniformOpen(r.x[2]), UniformOpen(r.x[3]), sign, z[2], z[3]);
+    for (int p = 0; p < 4; ++p) grad_nu[p] = z[p];
   } else {
+    // The antithetic partner uses 1 − u, which is exactly the uniform of ~x.
     for (int p = 0; p < 4; ++p) {
       const uint32_t x = flip ? ~r.x[p] : r.x[p];
-      const double log_u = std::log(UniformOpen(x));  // < 0
-      z[p] = -std::log(-log_u);
-      grad_nu[p] = 1.0 + log_u;
+      noise_internal::Gumbel(noise_internal::UniformOpen(x), z[p], grad_nu[p]);
     }
   }
 }

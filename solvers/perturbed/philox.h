@@ -9,6 +9,9 @@
 
 #if defined(__CUDACC__)
 #define PERTURBD_HOST_DEVICE __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+// Always inlined so that vector loops over these functions (`omp simd`) stay call-free.
+#define PERTURBD_HOST_DEVICE inline __attribute__((always_inline))
 #else
 #define PERTURBD_HOST_DEVICE inline
 #endif

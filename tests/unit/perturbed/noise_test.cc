@@ -126,5 +126,48 @@ TEST(FillNoise, AntitheticPairsNegateNormalAndComplementGumbelUniforms) {
   }
 }
 
+TEST(NoiseMath, LogMatchesLibmToAFewUlp) {
+  for (uint64_t x = 1; x < (uint64_t{1} << 32); x = x * 3 + 7) {
+    const double u = (static_cast<double>(x) + 0.5) * 0x1p-32;
+    EXPECT_NEAR(noise_math::Log(u), std::log(u), 4e-16 * std::fabs(std::log(u)) + 1e-300) << u;
+  }
+  for (double v : {1e-300, 0.1, 0.5, 0.999999, 1.0, 1.5, 2.0, 22.18, 1e10}) {
+    EXPECT_NEAR(noise_math::Log(v), std::log(v), 4e-16 * std::fabs(std::log(v)) + 1e-300) << v;
+  }
+}
+
+TEST(NoiseMath, SinCos2PiMatchesLibm) {
+  for (int k = 0; k <= 4096; ++k) {
+    const double u = k / 4096.0;
+    double s, c;
+    noise_math::SinCos2Pi(u, s, c);
+    EXPECT_NEAR(s, std::sin(2 * M_PI * u), 1e-15) << u;
+    EXPECT_NEAR(c, std::cos(2 * M_PI * u), 1e-15) << u;
+  }
+}
+
+TEST(FillNoise, VectorKernelEqualsScalarReferenceBitForBit) {
+  for (auto dist : {NoiseDistribution::kNormal, NoiseDistribution::kGumbel}) {
+    for (bool antithetic : {false, true}) {
+      NoiseRow row{.key = 0x123456789abcdefull,
+                   .instance = 5,
+                   .sample = 3,
+                   .antithetic = antithetic,
+                   .distribution = dist};
+      const size_t d = 1500;  // several chunks and a ragged tail
+      std::vector<double> g;
+      const std::vector<double> z = Draw(row, d, &g);
+      for (size_t q = 0; q < (d + 3) / 4; ++q) {
+        double zq[4], gq[4];
+        NoiseQuad(row, static_cast<uint32_t>(q), zq, gq);
+        for (size_t p = 0; p < 4 && 4 * q + p < d; ++p) {
+          ASSERT_EQ(z[4 * q + p], zq[p]) << q << " " << p;
+          ASSERT_EQ(g[4 * q + p], gq[p]) << q << " " << p;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace perturbd
