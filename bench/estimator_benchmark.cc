@@ -1,0 +1,126 @@
+// The engine on the peer workload table (../shared/peers/README.md), in process: one request =
+// B instances × M samples, with the time to merely draw the same B·M·d variates (the floor for
+// additive perturbations) alongside. Threads = executor size (1 and 2).
+//
+//   build/bench/estimator_benchmark --benchmark_min_time=0.5
+#include <cmath>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "benchmark/benchmark.h"
+#include "solvers/oracles/oracle_factory.h"
+#include "solvers/perturbed/noise.h"
+#include "solvers/perturbed/perturbed_optimizer.h"
+
+namespace perturbd {
+namespace {
+
+struct Workload {
+  const char* name;
+  OracleSpec spec;
+  int64_t d, batch;
+  uint32_t samples;
+  NoiseDistribution dist;
+  double eps;
+};
+
+const std::vector<Workload>& Workloads() {
+  static const auto* w = new std::vector<Workload>{
+      {"argmax", ArgmaxSpec{}, 1000, 64, 100, NoiseDistribution::kGumbel, 0.5},
+      {"top_k", TopKSpec{.k = 10}, 1000, 64, 100, NoiseDistribution::kNormal, 0.5},
+      {"ranking", RankingSpec{}, 100, 64, 100, NoiseDistribution::kNormal, 0.1},
+      {"grid12", GridShortestPathSpec{.rows = 12, .cols = 12}, 144, 16, 50,
+       NoiseDistribution::kNormal, 0.1},
+      {"grid30", GridShortestPathSpec{.rows = 30, .cols = 30}, 900, 4, 20,
+       NoiseDistribution::kNormal, 0.1},
+  };
+  return *w;
+}
+
+std::vector<double> Theta(const Workload& w) {
+  // Warcraft-like costs for the grids, smooth scores elsewhere.
+  static const double kTerrain[] = {0.8, 1.2, 5.3, 7.7, 9.2};
+  std::vector<double> theta(static_cast<size_t>(w.batch * w.d));
+  const bool grid = std::holds_alternative<GridShortestPathSpec>(w.spec);
+  for (size_t i = 0; i < theta.size(); ++i) {
+    theta[i] = grid ? kTerrain[(i * 7 + i / 13) % 5] : std::sin(0.37 * static_cast<double>(i));
+  }
+  return theta;
+}
+
+enum Mode { kForward = 0, kForwardBackward = 1, kFenchelYoung = 2 };
+
+void BM_Request(benchmark::State& state) {
+  const Workload& w = Workloads()[static_cast<size_t>(state.range(0))];
+  const auto mode = static_cast<Mode>(state.range(1));
+  Executor executor(static_cast<int>(state.range(2)));
+  auto oracle = MakeOracle(w.spec, w.d, std::nullopt);
+  if (!oracle.ok()) {
+    state.SkipWithError(oracle.status().ToString().c_str());
+    return;
+  }
+  const std::vector<double> theta = Theta(w);
+  std::vector<double> extra(theta.size(), 0.0);
+  for (size_t i = 0; i < extra.size(); i += static_cast<size_t>(w.d)) extra[i] = 1.0;
+  PerturbedRequest request;
+  request.oracle = oracle->get();
+  request.batch = w.batch;
+  request.theta = theta;
+  request.noise.distribution = w.dist;
+  request.noise.epsilon = w.eps;
+  request.noise.num_samples = w.samples;
+  if (mode == kForwardBackward) request.cotangent = extra;
+  if (mode == kFenchelYoung) request.targets = extra;
+  for (auto _ : state) {
+    request.noise.seed++;
+    auto result = RunPerturbed(executor, request);
+    if (!result.ok()) state.SkipWithError(result.status().ToString().c_str());
+    benchmark::DoNotOptimize(result);
+  }
+  state.counters["solves_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * w.batch * w.samples), benchmark::Counter::kIsRate);
+  static const char* kModes[] = {"fwd", "fwd+vjp", "fy"};
+  state.SetLabel(std::string(w.name) + " " + kModes[mode]);
+}
+BENCHMARK(BM_Request)
+    ->ArgNames({"workload", "mode", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1, 2}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The floor: draw the same B·M·d variates on `threads` threads (static split of the rows).
+void BM_NoiseFloor(benchmark::State& state) {
+  const Workload& w = Workloads()[static_cast<size_t>(state.range(0))];
+  const int threads = static_cast<int>(state.range(1));
+  Executor executor(threads);
+  const int64_t rows = w.batch * w.samples;
+  std::vector<std::vector<double>> z(static_cast<size_t>(threads), std::vector<double>(w.d)), g = z;
+  for (auto _ : state) {
+    absl::Notification done;
+    Executor::Job job;
+    job.num_items = threads;
+    job.run = [&](int64_t item, int worker) {
+      for (int64_t r = item; r < rows; r += threads) {
+        NoiseRow row{.key = 1,
+                     .instance = static_cast<uint32_t>(r / w.samples),
+                     .sample = static_cast<uint32_t>(r % w.samples),
+                     .distribution = w.dist};
+        FillNoise(row, absl::MakeSpan(z[static_cast<size_t>(worker)]),
+                  absl::MakeSpan(g[static_cast<size_t>(worker)]));
+      }
+      return absl::OkStatus();
+    };
+    job.finish = [&](absl::Status) { done.Notify(); };
+    executor.Submit(std::move(job));
+    done.WaitForNotification();
+  }
+  state.SetLabel(std::string(w.name) + " noise floor");
+}
+BENCHMARK(BM_NoiseFloor)
+    ->ArgNames({"workload", "threads"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace perturbd
