@@ -1,0 +1,162 @@
+#include "solvers/oracles/top_k_oracle.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/unit/oracles/oracle_test_util.h"
+
+namespace perturbd {
+namespace {
+
+using oracle_test::Expect;
+using oracle_test::ExpectMatchesBruteForce;
+using oracle_test::FeasibleSet;
+using oracle_test::MakeOk;
+using oracle_test::SolveDense;
+
+// Every k-subset of {0..d−1} as a 0/1 vector, in lexicographic order of the sorted indices,
+// so the first optimal one is the lowest-index choice among ties.
+FeasibleSet KSubsets(int d, int k) {
+  FeasibleSet set;
+  std::vector<int> pick(k);
+  for (int j = 0; j < k; ++j) pick[j] = j;
+  while (true) {
+    std::vector<double> y(d, 0.0);
+    for (int i : pick) y[i] = 1.0;
+    set.Add(y);
+    int j = k - 1;
+    while (j >= 0 && pick[j] == d - k + j) --j;
+    if (j < 0) break;
+    ++pick[j];
+    for (int l = j + 1; l < k; ++l) pick[l] = pick[l - 1] + 1;
+  }
+  return set;
+}
+
+TEST(TopKOracle, MatchesBruteForceOnContinuousScores) {
+  std::mt19937_64 rng(11);
+  for (Sense sense : oracle_test::kBothSenses) {
+    for (int instance = 0; instance < 300; ++instance) {
+      const int d = oracle_test::RandomInt(rng, 1, 8);
+      const int k = oracle_test::RandomInt(rng, 1, d);
+      SCOPED_TRACE(::testing::Message() << "instance " << instance << " d " << d << " k " << k);
+      auto oracle = MakeOk(TopKSpec{.k = static_cast<uint32_t>(k)}, d, sense);
+      auto ws = oracle->NewWorkspace();
+      const std::vector<double> theta = oracle_test::UniformVector(rng, d, -5.0, 5.0);
+      std::vector<double> seen = theta;
+      const auto solved =
+          ExpectMatchesBruteForce(*oracle, *ws, theta, KSubsets(d, k), Expect::kFirstOptimal);
+      EXPECT_EQ(solved.clamped, 0);
+      SolveDense(*oracle, *ws, seen);
+      EXPECT_EQ(seen, theta) << "theta must not be modified";
+    }
+  }
+}
+
+TEST(TopKOracle, TiesBreakToLowestIndices) {
+  std::mt19937_64 rng(12);
+  for (Sense sense : oracle_test::kBothSenses) {
+    for (int d = 1; d <= 8; ++d) {
+      for (int k = 1; k <= d; ++k) {
+        auto oracle = MakeOk(TopKSpec{.k = static_cast<uint32_t>(k)}, d, sense);
+        auto ws = oracle->NewWorkspace();  // reused across instances
+        const FeasibleSet set = KSubsets(d, k);
+        for (int instance = 0; instance < 10; ++instance) {
+          ExpectMatchesBruteForce(*oracle, *ws, oracle_test::IntegerVector(rng, d, -1, 1), set,
+                                  Expect::kFirstOptimal);
+        }
+      }
+    }
+  }
+}
+
+TEST(TopKOracle, AllEqualScoresPickTheFirstK) {
+  auto oracle = MakeOk(TopKSpec{.k = 3}, 7, Sense::kMaximize);
+  auto ws = oracle->NewWorkspace();
+  std::vector<double> theta(7, 2.5);
+  EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, (std::vector<double>{1, 1, 1, 0, 0, 0, 0}));
+}
+
+TEST(TopKOracle, KEqualsDimensionSelectsEverything) {
+  for (Sense sense : oracle_test::kBothSenses) {
+    auto oracle = MakeOk(TopKSpec{.k = 4}, 4, sense);
+    auto ws = oracle->NewWorkspace();
+    std::vector<double> theta = {3.0, -1.0, 0.0, 2.0};
+    EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, (std::vector<double>{1, 1, 1, 1}));
+  }
+  auto single = MakeOk(TopKSpec{.k = 1}, 1, std::nullopt);
+  auto ws = single->NewWorkspace();
+  std::vector<double> theta = {-1.0};
+  EXPECT_EQ(SolveDense(*single, *ws, theta).y, (std::vector<double>{1}));
+}
+
+TEST(TopKOracle, MinimizeIsMaximizeOfNegatedScores) {
+  std::mt19937_64 rng(13);
+  auto max = MakeOk(TopKSpec{.k = 3}, 9, Sense::kMaximize);
+  auto min = MakeOk(TopKSpec{.k = 3}, 9, Sense::kMinimize);
+  auto ws = max->NewWorkspace();
+  for (int instance = 0; instance < 100; ++instance) {
+    std::vector<double> theta = oracle_test::IntegerVector(rng, 9, -2, 2);
+    std::vector<double> negated = oracle_test::Negated(theta);
+    EXPECT_EQ(SolveDense(*min, *ws, theta).y, SolveDense(*max, *ws, negated).y);
+  }
+}
+
+TEST(TopKOracle, NanScoresAreNeverPreferred) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (Sense sense : oracle_test::kBothSenses) {
+    auto oracle = MakeOk(TopKSpec{.k = 2}, 5, sense);
+    auto ws = oracle->NewWorkspace();
+    std::vector<double> theta = {nan, 1.0, nan, -1.0, nan};
+    EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, (std::vector<double>{0, 1, 0, 1, 0}));
+  }
+}
+
+TEST(TopKOracle, LargeInstanceMatchesSorting) {
+  std::mt19937_64 rng(14);
+  const int d = 10000;
+  const int k = 137;
+  auto oracle = MakeOk(TopKSpec{.k = k}, d, Sense::kMaximize);
+  auto ws = oracle->NewWorkspace();
+  for (int instance = 0; instance < 3; ++instance) {
+    std::vector<double> theta = oracle_test::IntegerVector(rng, d, 0, 50);  // many ties
+    std::vector<int> order(d);
+    for (int i = 0; i < d; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return theta[a] > theta[b]; });
+    std::vector<double> expected(d, 0.0);
+    for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
+    EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected);
+  }
+}
+
+TEST(TopKOracle, Metadata) {
+  auto oracle = MakeOk(TopKSpec{.k = 3}, 10, std::nullopt);
+  EXPECT_EQ(oracle->name(), "top_k");
+  EXPECT_EQ(oracle->dimension(), 10);
+  EXPECT_EQ(oracle->sense(), Sense::kMaximize);
+  EXPECT_TRUE(oracle->binary_solutions());
+  EXPECT_EQ(oracle->max_nonzeros(), 3);
+  EXPECT_GT(oracle->cost_per_solve(), 0.0);
+}
+
+TEST(TopKOracle, RejectsKOutOfRange) {
+  const auto too_large = MakeOracle(TopKSpec{.k = 7}, 5, std::nullopt);
+  EXPECT_TRUE(oracle_test::IsInvalidArgumentNaming(too_large, "problem.top_k.k"));
+  EXPECT_EQ(too_large.status().message(), "problem.top_k.k: must be in [1, d] with d = 5, got 7");
+  EXPECT_TRUE(oracle_test::IsInvalidArgumentNaming(MakeOracle(TopKSpec{.k = 0}, 5, std::nullopt),
+                                                   "problem.top_k.k"));
+  EXPECT_TRUE(oracle_test::IsInvalidArgumentNaming(
+      MakeOracle(TopKSpec{.k = 6}, 5, Sense::kMinimize), "problem.top_k.k"));
+}
+
+TEST(TopKOracle, RejectsBadDimension) {
+  EXPECT_TRUE(oracle_test::IsInvalidArgumentNaming(MakeOracle(TopKSpec{.k = 1}, 0, std::nullopt),
+                                                   "theta.shape"));
+}
+
+}  // namespace
+}  // namespace perturbd
