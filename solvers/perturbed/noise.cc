@@ -1,11 +1,14 @@
 #include "solvers/perturbed/noise.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace perturbd {
 namespace {
 
-// Quads per chunk: the Philox words and transformed values of one chunk stay in L1.
+// Quads per chunk: the Philox words and transformed values of one chunk stay in L1. A chunk
+// is 16 blocks of 8 quads (32 coordinates).
+constexpr size_t kBlockQuads = 8;
 constexpr size_t kChunkQuads = 128;
 
 // x86-64 builds carry AVX-512 and AVX2 clones of the vector kernels, chosen at load time;
@@ -17,8 +20,8 @@ constexpr size_t kChunkQuads = 128;
 #endif
 
 // The kernels work on *planar* chunks: plane p holds lane p of every quad, so each loop reads
-// and writes contiguous arrays (what vectorisers handle best); `Interleave` restores the
-// coordinate order at the end.
+// and writes contiguous arrays (what vectorisers handle best). With the lane-major blocks of
+// noise.h, block g of a chunk is planes[0..3][8g .. 8g+7] in coordinate order.
 struct Planes {
   alignas(64) double v[4][kChunkQuads];
 };
@@ -72,9 +75,19 @@ void GumbelPlanes(const Planes& u, size_t nq, Planes& z, Planes& grad) {
   }
 }
 
-// out[4j + p] = planes.v[p][j] for the first `count` coordinates.
-void Interleave(const Planes& planes, size_t count, double* __restrict out) {
-  for (size_t i = 0; i < count; ++i) out[i] = planes.v[i & 3][i >> 2];
+// out[32g + 8p + j] = planes.v[p][8g + j]: the first `count` coordinates of a chunk.
+void CopyBlocks(const Planes& planes, size_t count, double* __restrict out) {
+  constexpr size_t kBlock = 4 * kBlockQuads;
+  size_t g = 0;
+  for (; (g + 1) * kBlock <= count; ++g) {  // whole blocks: fixed-size copies
+    for (size_t p = 0; p < 4; ++p) {
+      std::memcpy(out + g * kBlock + p * kBlockQuads, &planes.v[p][g * kBlockQuads],
+                  kBlockQuads * sizeof(double));
+    }
+  }
+  for (size_t i = g * kBlock; i < count; ++i) {  // the ragged tail
+    out[i] = planes.v[(i % kBlock) / kBlockQuads][g * kBlockQuads + i % kBlockQuads];
+  }
 }
 
 }  // namespace
@@ -87,18 +100,19 @@ void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> gra
   constexpr size_t kChunk = 4 * kChunkQuads;
   for (size_t start = 0; start < d; start += kChunk) {
     const size_t count = std::min(kChunk, d - start);
-    const size_t quads = (count + 3) / 4;
+    // Whole blocks: coordinate i of a partial block still belongs to quad NoiseQuadOf(i).
+    const size_t quads = (count + 4 * kBlockQuads - 1) / (4 * kBlockQuads) * kBlockQuads;
     // The antithetic GUMBEL partner uses 1 − u, exactly the uniform of the complemented word.
     PhiloxUniforms(row, static_cast<uint32_t>(start / 4), quads, flip && !normal ? 0xFFFFFFFFu : 0u,
                    u);
     if (normal) {
       NormalPlanes(u, quads, flip ? -1.0 : 1.0, zp);
-      Interleave(zp, count, z.data() + start);
-      Interleave(zp, count, grad_nu.data() + start);
+      CopyBlocks(zp, count, z.data() + start);
+      CopyBlocks(zp, count, grad_nu.data() + start);
     } else {
       GumbelPlanes(u, quads, zp, gp);
-      Interleave(zp, count, z.data() + start);
-      Interleave(gp, count, grad_nu.data() + start);
+      CopyBlocks(zp, count, z.data() + start);
+      CopyBlocks(gp, count, grad_nu.data() + start);
     }
   }
 }

@@ -1,18 +1,19 @@
 // The perturbation noise Z[b, m, i] and its score ∇ν(Z), as a pure function of
 // (key, instance, sample, coordinate, distribution) — DESIGN §2.
 //
-// Layout of one Philox4x32-10 call (philox.h):
+// One Philox4x32-10 call (philox.h) gives four 32-bit words for *quad* q:
 //   key     = (low, high) 32 bits of the request seed, or of instance_seeds[b]
-//   counter = (i / 4, draw, instance, distribution tag)
+//   counter = (q, draw, instance, distribution tag)
 // where `instance` is b (0 when instance seeds are given) and `draw` is m, or m / 2 for
-// antithetic pairs. The four 32-bit outputs x serve coordinates 4·(i/4) .. 4·(i/4)+3, through
-// u = (x + 1/2) · 2⁻³² ∈ (0, 1):
-//   NORMAL  Box–Muller on lanes (0, 1) and (2, 3):
+// antithetic pairs. Coordinates come in blocks of 32 = 8 quads × 4 lanes, laid out lane-major
+// so that vector code writes them without shuffling:
+//   coordinate i  ↔  quad q = 8·(i / 32) + i % 8,  lane p = (i % 32) / 8.
+// (NoiseQuadOf / NoiseLaneOf / NoiseCoordinate below.) Each word becomes u = (x + ½)·2⁻³² ∈ (0,1):
+//   NORMAL  Box–Muller on lanes (0, 1) and (2, 3) of a quad:
 //           Z₀ = √(−2 ln u₀) cos(2π u₁),  Z₁ = √(−2 ln u₀) sin(2π u₁);   ∇ν(Z) = Z
-//   GUMBEL  Z = −ln(−ln u) (standard Gumbel, mean γ);                  ∇ν(Z) = 1 − e^{−Z} = 1 + ln
-//   u
+//   GUMBEL  Z = −ln(−ln u) (standard Gumbel, mean γ);  ∇ν(Z) = 1 − e^{−Z} = 1 + ln u
 // Antithetic pairs: sample 2k+1 takes −Z of sample 2k (NORMAL), or 1 − u (GUMBEL, which is the
-// bitwise complement of x, exactly).
+// uniform of the complemented word ~x, exactly).
 // The per-element functions are PERTURBD_HOST_DEVICE so the CUDA backend shares them.
 #ifndef PERTURBD_SOLVERS_PERTURBED_NOISE_H_
 #define PERTURBD_SOLVERS_PERTURBED_NOISE_H_
@@ -65,7 +66,14 @@ PERTURBD_HOST_DEVICE void Gumbel(double u, double& z, double& grad_nu) {
 }
 }  // namespace noise_internal
 
-// The Philox block that serves coordinates 4q .. 4q+3 of a row.
+// Coordinate ↔ (quad, lane) map of the header comment.
+PERTURBD_HOST_DEVICE uint32_t NoiseQuadOf(uint32_t i) { return 8u * (i / 32u) + i % 8u; }
+PERTURBD_HOST_DEVICE uint32_t NoiseLaneOf(uint32_t i) { return (i % 32u) / 8u; }
+PERTURBD_HOST_DEVICE uint32_t NoiseCoordinate(uint32_t q, uint32_t p) {
+  return 32u * (q / 8u) + 8u * p + q % 8u;
+}
+
+// The Philox block of quad q of a row.
 PERTURBD_HOST_DEVICE PhiloxBlock NoiseBlock(const NoiseRow& row, uint32_t q) {
   const uint32_t draw = row.antithetic ? row.sample / 2 : row.sample;
   return Philox4x32_10(q, draw, row.instance, static_cast<uint32_t>(row.distribution),
@@ -77,8 +85,8 @@ PERTURBD_HOST_DEVICE bool NoiseFlipped(const NoiseRow& row) {
   return row.antithetic && (row.sample & 1u) != 0;
 }
 
-// Z and ∇ν(Z) for the four coordinates 4q .. 4q+3 of a row (the scalar reference; FillNoise
-// computes the same values, bit for bit, with vector instructions).
+// Z and ∇ν(Z) for the four lanes of quad q of a row, i.e. coordinates NoiseCoordinate(q, p)
+// (the scalar reference; FillNoise computes the same values, bit for bit, with vector code).
 PERTURBD_HOST_DEVICE void NoiseQuad(const NoiseRow& row, uint32_t q, double z[4],
                                     double grad_nu[4]) {
   const PhiloxBlock r = NoiseBlock(row, q);

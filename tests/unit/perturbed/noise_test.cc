@@ -157,13 +157,12 @@ TEST(FillNoise, VectorKernelEqualsScalarReferenceBitForBit) {
       const size_t d = 1500;  // several chunks and a ragged tail
       std::vector<double> g;
       const std::vector<double> z = Draw(row, d, &g);
-      for (size_t q = 0; q < (d + 3) / 4; ++q) {
+      for (uint32_t i = 0; i < d; ++i) {
         double zq[4], gq[4];
-        NoiseQuad(row, static_cast<uint32_t>(q), zq, gq);
-        for (size_t p = 0; p < 4 && 4 * q + p < d; ++p) {
-          ASSERT_EQ(z[4 * q + p], zq[p]) << q << " " << p;
-          ASSERT_EQ(g[4 * q + p], gq[p]) << q << " " << p;
-        }
+        NoiseQuad(row, NoiseQuadOf(i), zq, gq);
+        ASSERT_EQ(z[i], zq[NoiseLaneOf(i)]) << i;
+        ASSERT_EQ(g[i], gq[NoiseLaneOf(i)]) << i;
+        ASSERT_EQ(NoiseCoordinate(NoiseQuadOf(i), NoiseLaneOf(i)), i);
       }
     }
   }
