@@ -13,8 +13,31 @@ constexpr int64_t kTargetItems = 64;
 constexpr double kMinItemWork = 50000.0;
 constexpr double kMaxPartialValues = 1 << 24;
 
-double RoundToDType(double x, DType dtype) {
-  return dtype == DType::kFloat32 ? static_cast<double>(static_cast<float>(x)) : x;
+// η = θ + εZ or θ ⊙ w with w = exp(εZ − ε²/2), rounded to θ's dtype; one loop per case so
+// that each vectorises.
+void FormEta(const EstimatorPlan& plan, const double* __restrict theta, const double* __restrict z,
+             double* __restrict w, double* __restrict eta, size_t d) {
+  const double eps = plan.epsilon;
+  const bool f32 = plan.dtype == DType::kFloat32;
+  if (plan.perturbation == Perturbation::kAdditive) {
+    if (f32) {
+#pragma omp simd
+      for (size_t i = 0; i < d; ++i) eta[i] = static_cast<float>(theta[i] + eps * z[i]);
+    } else {
+#pragma omp simd
+      for (size_t i = 0; i < d; ++i) eta[i] = theta[i] + eps * z[i];
+    }
+    return;
+  }
+  const double shift = 0.5 * eps * eps;
+  for (size_t i = 0; i < d; ++i) w[i] = std::exp(eps * z[i] - shift);
+  if (f32) {
+#pragma omp simd
+    for (size_t i = 0; i < d; ++i) eta[i] = static_cast<float>(theta[i] * w[i]);
+  } else {
+#pragma omp simd
+    for (size_t i = 0; i < d; ++i) eta[i] = theta[i] * w[i];
+  }
 }
 
 void AddScaled(absl::Span<double> acc, double scale, absl::Span<const double> x) {
@@ -138,16 +161,7 @@ void EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const Oracle&
   FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad));
 
   // η in θ's dtype (DESIGN §5): computed in double, rounded once.
-  const double eps = plan.epsilon;
-  if (plan.perturbation == Perturbation::kAdditive) {
-    for (size_t i = 0; i < d; ++i) eta_[i] = RoundToDType(theta[i] + eps * z_[i], plan.dtype);
-  } else {
-    const double shift = 0.5 * eps * eps;
-    for (size_t i = 0; i < d; ++i) {
-      w_[i] = std::exp(eps * z_[i] - shift);
-      eta_[i] = RoundToDType(theta[i] * w_[i], plan.dtype);
-    }
-  }
+  FormEta(plan, theta.data(), z_.data(), w_.data(), eta_.data(), d);
 
   sums.clamped += static_cast<uint64_t>(oracle.Solve(absl::MakeSpan(eta_), *workspace_, y));
   const double y_dot_eta = y.Dot(eta_);
