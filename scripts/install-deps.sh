@@ -12,6 +12,7 @@ packages=(
   # Python client, its tests and the in-process peer
   python3 python3-venv python3-pip python3-setuptools python3-wheel python3-grpcio
   python3-grpc-tools python3-protobuf python3-numpy python3-scipy python3-torch python3-pytest
+  python3-sklearn
   # tools used by the tests
   curl
 )
