@@ -18,6 +18,6 @@ if [ -d client/python ] && [ -f client/python/pyproject.toml ]; then
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
   "$VENV/bin/python" -m pip install --no-build-isolation --no-deps --quiet ./client/python
   # Run from outside the source tree so that the installed package is the one imported.
-  (cd "$BUILD_DIR" && PERTURBD_BIN="$PWD/server/perturbd" PERTURBD_REQUIRE_SERVER=1 \
+  (cd "$BUILD_DIR" && PERTURBD_BIN="$PWD/server/perturbd" PERTURBD_REQUIRE_SERVER=1 PERTURBD_EXPECT_INSTALLED=1 \
      "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/tests/python")
 fi

@@ -13,7 +13,8 @@
 // `NewWorkspace`); a workspace is never used by two threads at once.
 //
 // Lifetimes: the workspace refers to nothing in the oracle; the oracle must outlive every
-// `Solve` call. `Solve` allocates nothing: all scratch memory lives in the workspace.
+// `Solve` call. `Solve` allocates nothing: all scratch memory lives in the workspace (the one
+// exception is linear_program, whose COIN-OR solvers allocate internally).
 //
 // Output: y is sparse, as a list of (index, value) pairs with strictly increasing indices and
 // non-zero values, written into a `SparseVector` whose capacity is d (reserved once per
@@ -31,9 +32,10 @@
 
 #include <cstdint>
 #include <memory>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace perturbd {
@@ -85,6 +87,14 @@ class SparseVector {
 class OracleWorkspace {
  public:
   virtual ~OracleWorkspace() = default;
+
+  // Forgets any state a solve leaves for the next one, so that the next solve's result is a
+  // function of its θ alone. Only warm-starting oracles keep such state (linear_program: the
+  // simplex basis); for them a warm start changes the work done and, at degenerate or
+  // round-off level, which optimal y is returned. A caller that wants
+  // results independent of which thread solved what calls Reset at the start of each
+  // deterministic run of solves (the estimator: each work item). The default does nothing.
+  virtual void Reset() {}
 };
 
 class Oracle {
@@ -114,6 +124,19 @@ class Oracle {
   // returns 0.
   virtual int64_t Solve(absl::Span<double> theta, OracleWorkspace& workspace,
                         SparseVector& y) const = 0;
+
+  // Solve, reporting a failure of this one solve. Only oracles for which `can_fail()` is true
+  // ever fail: linear_program, with FAILED_PRECONDITION when the perturbed objective is
+  // unbounded over the feasible set and RESOURCE_EXHAUSTED when a solve exceeds its time
+  // limit. The message starts with the wire path of the problem (`problem.linear_program: `);
+  // the caller adds which instance and sample failed. On failure y is empty (and `Solve`, which
+  // cannot report it, leaves y empty and returns 0). The default calls Solve and never fails.
+  virtual absl::StatusOr<int64_t> SolveChecked(absl::Span<double> theta, OracleWorkspace& workspace,
+                                               SparseVector& y) const {
+    return Solve(theta, workspace, y);
+  }
+  // True when SolveChecked can fail, so callers that use plain Solve know to switch.
+  virtual bool can_fail() const { return false; }
 };
 
 }  // namespace perturbd

@@ -1,13 +1,18 @@
 #include "solvers/oracles/oracle_factory.h"
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <variant>
 
 #include "solvers/oracles/argmax_oracle.h"
+#include "solvers/oracles/assignment_oracle.h"
 #include "solvers/oracles/graph_shortest_path_oracle.h"
 #include "solvers/oracles/grid_shortest_path_oracle.h"
+#include "solvers/oracles/knapsack_oracle.h"
+#include "solvers/oracles/linear_program_oracle.h"
 #include "solvers/oracles/ranking_oracle.h"
+#include "solvers/oracles/spanning_tree_oracle.h"
 #include "solvers/oracles/threshold_oracle.h"
 #include "solvers/oracles/top_k_oracle.h"
 
@@ -17,6 +22,7 @@ namespace {
 struct NaturalSenseOf {
   Sense operator()(const GridShortestPathSpec&) const { return Sense::kMinimize; }
   Sense operator()(const GraphShortestPathSpec&) const { return Sense::kMinimize; }
+  Sense operator()(const SpanningTreeSpec&) const { return Sense::kMinimize; }
   template <typename Spec>
   Sense operator()(const Spec&) const {
     return Sense::kMaximize;
@@ -29,6 +35,20 @@ struct StructuralDimensionOf {
   }
   std::optional<int64_t> operator()(const GraphShortestPathSpec& spec) const {
     return static_cast<int64_t>(spec.edge_sources.size());
+  }
+  std::optional<int64_t> operator()(const AssignmentSpec& spec) const {
+    // (2^32 − 1)² overflows int64: saturate (MakeOracle rejects it anyway).
+    const uint64_t cells = static_cast<uint64_t>(spec.rows) * static_cast<uint64_t>(spec.cols);
+    return cells > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(cells);
+  }
+  std::optional<int64_t> operator()(const SpanningTreeSpec& spec) const {
+    return static_cast<int64_t>(spec.edge_sources.size());
+  }
+  std::optional<int64_t> operator()(const KnapsackSpec& spec) const {
+    return static_cast<int64_t>(spec.weights.size());
+  }
+  std::optional<int64_t> operator()(const LinearProgramSpec& spec) const {
+    return static_cast<int64_t>(spec.num_variables);
   }
   template <typename Spec>
   std::optional<int64_t> operator()(const Spec&) const {
@@ -58,6 +78,18 @@ struct Maker {
   }
   absl::StatusOr<std::unique_ptr<Oracle>> operator()(const GraphShortestPathSpec& spec) const {
     return GraphShortestPathOracle::Create(spec, dimension, sense);
+  }
+  absl::StatusOr<std::unique_ptr<Oracle>> operator()(const AssignmentSpec& spec) const {
+    return AssignmentOracle::Create(spec, dimension, sense);
+  }
+  absl::StatusOr<std::unique_ptr<Oracle>> operator()(const SpanningTreeSpec& spec) const {
+    return SpanningTreeOracle::Create(spec, dimension, sense);
+  }
+  absl::StatusOr<std::unique_ptr<Oracle>> operator()(const KnapsackSpec& spec) const {
+    return KnapsackOracle::Create(spec, dimension, sense);
+  }
+  absl::StatusOr<std::unique_ptr<Oracle>> operator()(const LinearProgramSpec& spec) const {
+    return LinearProgramOracle::Create(spec, dimension, sense);
   }
 };
 

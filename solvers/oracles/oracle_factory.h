@@ -5,8 +5,11 @@
 //
 // `dimension` is d, the length of θ per instance (θ.shape[-1] on the wire). `sense` empty means
 // the oracle's natural sense (DESIGN §3). Errors are INVALID_ARGUMENT and name the wire field:
-// `problem.top_k.k`, `problem.sense`, `theta.shape` (d does not match the structure), ...
-// Validation does all per-request structure work (topological order, reachability) once.
+// `problem.top_k.k`, `problem.sense`, `theta.shape` (d does not match the structure), ...;
+// after every INVALID_ARGUMENT check, RESOURCE_EXHAUSTED when the oracle's own limits are
+// exceeded (the knapsack DP table, the linear_program feasibility solve's time limit).
+// Validation does all per-request structure work (topological order, reachability, the
+// linear_program feasibility solve) once.
 #ifndef PERTURBD_SOLVERS_ORACLES_ORACLE_FACTORY_H_
 #define PERTURBD_SOLVERS_ORACLES_ORACLE_FACTORY_H_
 

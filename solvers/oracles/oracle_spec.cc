@@ -12,6 +12,10 @@ struct NameOf {
   absl::string_view operator()(const RankingSpec&) const { return "ranking"; }
   absl::string_view operator()(const GridShortestPathSpec&) const { return "grid_shortest_path"; }
   absl::string_view operator()(const GraphShortestPathSpec&) const { return "graph_shortest_path"; }
+  absl::string_view operator()(const AssignmentSpec&) const { return "assignment"; }
+  absl::string_view operator()(const SpanningTreeSpec&) const { return "spanning_tree"; }
+  absl::string_view operator()(const KnapsackSpec&) const { return "knapsack"; }
+  absl::string_view operator()(const LinearProgramSpec&) const { return "linear_program"; }
 };
 
 }  // namespace

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
+
+#include "absl/strings/str_cat.h"
 
 namespace perturbd {
 namespace {
@@ -151,19 +154,32 @@ EstimatorScratch::EstimatorScratch(const EstimatorPlan& plan, const Oracle& orac
   }
 }
 
-void EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const Oracle& oracle,
-                                        const NoiseRow& row, absl::Span<const double> theta,
-                                        absl::Span<const double> targets,
-                                        absl::Span<const double> cotangent, SparseVector& y,
-                                        std::vector<double>& grad, EstimatorSums& sums,
-                                        double* sample_out, double* s_out) {
+absl::StatusOr<int64_t> EstimatorScratch::CallOracle(const Oracle& oracle, int64_t b, int64_t m,
+                                                     SparseVector& y) {
+  if (!oracle.can_fail()) return oracle.Solve(absl::MakeSpan(eta_), *workspace_, y);
+  absl::StatusOr<int64_t> clamped = oracle.SolveChecked(absl::MakeSpan(eta_), *workspace_, y);
+  if (clamped.ok()) return clamped;
+  const std::string where = m < 0 ? absl::StrCat(" (instance ", b, ", unperturbed θ)")
+                                  : absl::StrCat(" (instance ", b, ", sample ", m, ")");
+  return absl::Status(clamped.status().code(), absl::StrCat(clamped.status().message(), where));
+}
+
+absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const Oracle& oracle,
+                                                int64_t b, const NoiseRow& row,
+                                                absl::Span<const double> theta,
+                                                absl::Span<const double> targets,
+                                                absl::Span<const double> cotangent, SparseVector& y,
+                                                std::vector<double>& grad, EstimatorSums& sums,
+                                                double* sample_out, double* s_out) {
   const size_t d = static_cast<size_t>(plan.dimension);
   FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad));
 
   // η in θ's dtype (DESIGN §5): computed in double, rounded once.
   FormEta(plan, theta.data(), z_.data(), w_.data(), eta_.data(), d);
 
-  sums.clamped += static_cast<uint64_t>(oracle.Solve(absl::MakeSpan(eta_), *workspace_, y));
+  const absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, row.sample, y);
+  if (!clamped.ok()) return clamped.status();
+  sums.clamped += static_cast<uint64_t>(*clamped);
   const double y_dot_eta = y.Dot(eta_);
   sums.value += y_dot_eta;
   for (size_t k = 0; k < y.size(); ++k) sums.sum_y[y.index(k)] += y.value(k);
@@ -192,16 +208,19 @@ void EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const Oracle&
     *s_out = s;
   }
   if (sample_out != nullptr) y.ToDense(absl::MakeSpan(sample_out, d));
+  return absl::OkStatus();
 }
 
-void EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const Oracle& oracle,
-                                       const NoiseRow& row_base, absl::Span<const double> theta,
-                                       absl::Span<const double> targets,
-                                       absl::Span<const double> cotangent, int64_t first,
-                                       int64_t last, EstimatorSums& sums,
-                                       double* samples_instance) {
+absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const Oracle& oracle,
+                                               int64_t b, const NoiseRow& row_base,
+                                               absl::Span<const double> theta,
+                                               absl::Span<const double> targets,
+                                               absl::Span<const double> cotangent, int64_t first,
+                                               int64_t last, EstimatorSums& sums,
+                                               double* samples_instance) {
   const size_t d = static_cast<size_t>(plan.dimension);
   const bool loo = plan.variance_reduction == VarianceReduction::kLeaveOneOut;
+  workspace_->Reset();
   for (int64_t u = first; u < last; ++u) {
     double s[2] = {0.0, 0.0};
     for (int64_t p = 0; p < plan.samples_per_unit; ++p) {
@@ -210,8 +229,9 @@ void EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const Oracle& 
       row.sample = static_cast<uint32_t>(m);
       double* sample_out =
           samples_instance != nullptr ? samples_instance + static_cast<size_t>(m) * d : nullptr;
-      AccumulateSample(plan, oracle, row, theta, targets, cotangent, y_[p], grad_[p], sums,
-                       sample_out, &s[p]);
+      absl::Status status = AccumulateSample(plan, oracle, b, row, theta, targets, cotangent, y_[p],
+                                             grad_[p], sums, sample_out, &s[p]);
+      if (!status.ok()) return status;
     }
     if (!plan.need_pairs) continue;
 
@@ -239,13 +259,16 @@ void EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const Oracle& 
       }
     }
   }
+  return absl::OkStatus();
 }
 
-int64_t EstimatorScratch::SolveUnperturbed(const Oracle& oracle, absl::Span<const double> theta,
-                                           absl::Span<double> out) {
+absl::StatusOr<int64_t> EstimatorScratch::SolveUnperturbed(const Oracle& oracle, int64_t b,
+                                                           absl::Span<const double> theta,
+                                                           absl::Span<double> out) {
   std::copy(theta.begin(), theta.end(), eta_.begin());
-  const int64_t clamped = oracle.Solve(absl::MakeSpan(eta_), *workspace_, y_[0]);
-  y_[0].ToDense(out);
+  workspace_->Reset();
+  absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, -1, y_[0]);
+  if (clamped.ok()) y_[0].ToDense(out);
   return clamped;
 }
 

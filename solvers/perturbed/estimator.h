@@ -27,6 +27,8 @@
 #include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "solvers/oracles/oracle.h"
 #include "solvers/perturbed/noise.h"
@@ -88,23 +90,29 @@ class EstimatorScratch {
  public:
   EstimatorScratch(const EstimatorPlan& plan, const Oracle& oracle);
 
-  // Accumulates units [first, last) of instance b into `sums`; writes y_m densely into
-  // `samples_row0` + (m · d) when samples are asked for.
-  void AccumulateUnits(const EstimatorPlan& plan, const Oracle& oracle, const NoiseRow& row_base,
-                       absl::Span<const double> theta, absl::Span<const double> targets,
-                       absl::Span<const double> cotangent, int64_t first, int64_t last,
-                       EstimatorSums& sums, double* samples_instance);
+  // Accumulates units [first, last) of instance `b` into `sums`; writes y_m densely into
+  // `samples_instance` + m·d when samples are asked for. Resets the oracle workspace first, so
+  // the result depends on the item alone (warm-starting oracles). A failed solve (only oracles
+  // with can_fail()) returns its status, naming the instance and sample.
+  absl::Status AccumulateUnits(const EstimatorPlan& plan, const Oracle& oracle, int64_t b,
+                               const NoiseRow& row_base, absl::Span<const double> theta,
+                               absl::Span<const double> targets, absl::Span<const double> cotangent,
+                               int64_t first, int64_t last, EstimatorSums& sums,
+                               double* samples_instance);
 
-  // y*(θ) for UNPERTURBED, densely into `out`; returns the clamped count.
-  int64_t SolveUnperturbed(const Oracle& oracle, absl::Span<const double> theta,
-                           absl::Span<double> out);
+  // y*(θ) of instance b for UNPERTURBED, densely into `out`; returns the clamped count.
+  absl::StatusOr<int64_t> SolveUnperturbed(const Oracle& oracle, int64_t b,
+                                           absl::Span<const double> theta, absl::Span<double> out);
 
  private:
-  void AccumulateSample(const EstimatorPlan& plan, const Oracle& oracle, const NoiseRow& row,
-                        absl::Span<const double> theta, absl::Span<const double> targets,
-                        absl::Span<const double> cotangent, SparseVector& y,
-                        std::vector<double>& grad, EstimatorSums& sums, double* sample_out,
-                        double* s_out);
+  // One oracle call, through SolveChecked only for oracles that can fail.
+  absl::StatusOr<int64_t> CallOracle(const Oracle& oracle, int64_t b, int64_t m, SparseVector& y);
+  absl::Status AccumulateSample(const EstimatorPlan& plan, const Oracle& oracle, int64_t b,
+                                const NoiseRow& row, absl::Span<const double> theta,
+                                absl::Span<const double> targets,
+                                absl::Span<const double> cotangent, SparseVector& y,
+                                std::vector<double>& grad, EstimatorSums& sums, double* sample_out,
+                                double* s_out);
 
   std::unique_ptr<OracleWorkspace> workspace_;
   std::vector<double> z_, eta_, w_, pair_y_, pair_grad_;

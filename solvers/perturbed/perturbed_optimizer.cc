@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "solvers/base/status_macros.h"
 #include "solvers/perturbed/estimator.h"
 
 namespace perturbd {
@@ -80,8 +81,8 @@ struct RunState {
                                              static_cast<size_t>(b) * plan.samples * plan.dimension
                                        : nullptr;
     EstimatorSums sums(plan);
-    ws->AccumulateUnits(plan, *request.oracle, RowBase(b), theta, targets, cotangent, first, last,
-                        sums, samples);
+    RETURN_IF_ERROR(ws->AccumulateUnits(plan, *request.oracle, b, RowBase(b), theta, targets,
+                                        cotangent, first, last, sums, samples));
     if (plan.blocks_per_instance > 1) {
       partials[static_cast<size_t>(item)].emplace(std::move(sums));
       if (blocks_done[b].fetch_add(1, std::memory_order_acq_rel) + 1 != plan.blocks_per_instance) {
@@ -95,25 +96,25 @@ struct RunState {
         total.Add(*partials[base + static_cast<size_t>(k)]);
         partials[base + static_cast<size_t>(k)].reset();
       }
-      Finish(b, *ws, total);
-    } else {
-      Finish(b, *ws, sums);
+      return Finish(b, *ws, total);
     }
-    return absl::OkStatus();
+    return Finish(b, *ws, sums);
   }
 
-  void Finish(int64_t b, EstimatorScratch& ws, const EstimatorSums& sums) {
+  absl::Status Finish(int64_t b, EstimatorScratch& ws, const EstimatorSums& sums) {
     const absl::Span<const double> theta = Row(request.theta, b);
     std::vector<double> unperturbed;
     uint64_t clamped_here = sums.clamped;
     if (plan.variance_reduction == VarianceReduction::kUnperturbed && (plan.jacobian || plan.vjp)) {
       unperturbed.resize(static_cast<size_t>(plan.dimension));
-      clamped_here += static_cast<uint64_t>(
-          ws.SolveUnperturbed(*request.oracle, theta, absl::MakeSpan(unperturbed)));
+      ASSIGN_OR_RETURN(const int64_t clamped_y0,
+                       ws.SolveUnperturbed(*request.oracle, b, theta, absl::MakeSpan(unperturbed)));
+      clamped_here += static_cast<uint64_t>(clamped_y0);
     }
     clamped.fetch_add(clamped_here, std::memory_order_relaxed);
     FinalizeInstance(plan, b, sums, theta, Row(request.targets, b), Row(request.cotangent, b),
                      unperturbed, result);
+    return absl::OkStatus();
   }
 
   void Complete(absl::Status status) {

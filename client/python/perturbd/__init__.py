@@ -32,3 +32,6 @@ __all__ = ["Client", "SolveResult", "SolveStats", "SolveStream", "ServerInfo", "
            "SolverParameter", "Limits", "SERVICE_NAME", "DEFAULT_MAX_MESSAGE_BYTES",
            "MIN_KEEPALIVE_TIME_S", "encode_tensor", "decode_tensor", "errors", "problems",
            "__version__"] + list(_errors_all)
+
+from .sharded import ShardedClient, derive_instance_seeds  # noqa: E402  (scale-out)
+__all__ += ["ShardedClient", "derive_instance_seeds"]

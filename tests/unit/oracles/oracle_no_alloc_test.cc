@@ -1,7 +1,7 @@
 // Solve must not allocate: every oracle's scratch memory comes from its workspace and y's
-// storage is reserved once. This binary replaces the global operator new to count calls.
-// GCC flags free() in the replaced operator delete as mismatched with new; it is not, since
-// the replaced operator new calls malloc.
+// storage is reserved once. (linear_program is the documented exception: COIN-OR allocates.) This
+// binary replaces the global operator new to count calls. GCC flags free() in the replaced operator
+// delete as mismatched with new; it is not, since the replaced operator new calls malloc.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
 #include <atomic>
@@ -48,6 +48,10 @@ TEST(OracleSolve, AllocatesNothing) {
   GraphShortestPathSpec cyclic = dag;
   cyclic.edge_sources.push_back(4);
   cyclic.edge_targets.push_back(0);
+  // Two components: a 5-node graph with parallel edges and a separate edge.
+  const SpanningTreeSpec tree = {.num_nodes = 9,
+                                 .edge_sources = {0, 1, 2, 3, 0, 1, 1, 7},
+                                 .edge_targets = {1, 2, 3, 4, 4, 2, 3, 8}};
   struct Case {
     OracleSpec spec;
     int64_t dimension;
@@ -66,6 +70,14 @@ TEST(OracleSolve, AllocatesNothing) {
       {dag, 6, Sense::kMaximize},
       {dag, 6, Sense::kMinimize},
       {cyclic, 7, std::nullopt},
+      {AssignmentSpec{.rows = 6, .cols = 6}, 36, Sense::kMaximize},
+      {AssignmentSpec{.rows = 4, .cols = 9}, 36, Sense::kMinimize},
+      {AssignmentSpec{.rows = 9, .cols = 4}, 36, std::nullopt},
+      {tree, 8, Sense::kMinimize},
+      {tree, 8, Sense::kMaximize},
+      {KnapsackSpec{.weights = {3, 0, 5, 7, 2, 9, 4}, .capacity = 13}, 7, Sense::kMaximize},
+      {KnapsackSpec{.weights = {3, 0, 5, 7, 2, 9, 4}, .capacity = 13}, 7, Sense::kMinimize},
+      {KnapsackSpec{.weights = {1, 2, 3}, .capacity = 100}, 3, std::nullopt},  // all fit
   };
   std::mt19937_64 rng(71);
   for (const Case& c : cases) {

@@ -629,6 +629,28 @@ TEST_F(PerturbedTest, InvalidRequestsNameTheField) {
   }
 }
 
+// An oracle that fails whenever η_0 > 0 (as linear_program does on an unbounded sample).
+class FailingOracle : public IdentityOracle {
+ public:
+  using IdentityOracle::IdentityOracle;
+  bool can_fail() const override { return true; }
+  absl::StatusOr<int64_t> SolveChecked(absl::Span<double> theta, OracleWorkspace& ws,
+                                       SparseVector& y) const override {
+    if (theta[0] > 0) return absl::FailedPreconditionError("problem.test: unbounded");
+    return Solve(theta, ws, y);
+  }
+};
+
+TEST_F(PerturbedTest, FailedSolveNamesInstanceAndSample) {
+  FailingOracle oracle(2);
+  // Instance 0 never fails (θ₀ ≪ 0); instance 1 fails on its first sample.
+  const std::vector<double> theta = {-100.0, 0.0, 100.0, 0.0};
+  const absl::StatusOr<PerturbedResult> r =
+      RunPerturbed(executor_, Request(oracle, theta, Noise(NoiseDistribution::kNormal, 1, 8)));
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().message(), "problem.test: unbounded (instance 1, sample 0)");
+}
+
 TEST_F(PerturbedTest, CancelledRequestReturnsCancelled) {
   auto oracle = Make(ArgmaxSpec{}, 100);
   std::vector<double> theta(100 * 64, 0.5);

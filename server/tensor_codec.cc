@@ -1,0 +1,139 @@
+#include "server/tensor_codec.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace perturbd {
+namespace {
+
+static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big,
+              "mixed-endian platforms are not supported");
+
+uint32_t LoadLE32(const char* p) {
+  uint32_t u;
+  std::memcpy(&u, p, sizeof(u));
+  if constexpr (std::endian::native == std::endian::big) u = __builtin_bswap32(u);
+  return u;
+}
+
+uint64_t LoadLE64(const char* p) {
+  uint64_t u;
+  std::memcpy(&u, p, sizeof(u));
+  if constexpr (std::endian::native == std::endian::big) u = __builtin_bswap64(u);
+  return u;
+}
+
+void StoreLE32(uint32_t u, char* p) {
+  if constexpr (std::endian::native == std::endian::big) u = __builtin_bswap32(u);
+  std::memcpy(p, &u, sizeof(u));
+}
+
+void StoreLE64(uint64_t u, char* p) {
+  if constexpr (std::endian::native == std::endian::big) u = __builtin_bswap64(u);
+  std::memcpy(p, &u, sizeof(u));
+}
+
+absl::string_view NonFiniteName(double x) {
+  if (std::isnan(x)) return "NaN";
+  return x > 0 ? "+Inf" : "-Inf";
+}
+
+}  // namespace
+
+int64_t DTypeSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 8; }
+
+v1::DType ToWireDType(DType dtype) { return dtype == DType::kFloat32 ? v1::FLOAT32 : v1::FLOAT64; }
+
+std::string ShapeString(absl::Span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+absl::StatusOr<TensorLayout> InspectTensor(const v1::Tensor& tensor, absl::string_view field) {
+  TensorLayout layout;
+  switch (tensor.dtype()) {
+    case v1::FLOAT32:
+      layout.dtype = DType::kFloat32;
+      break;
+    case v1::FLOAT64:
+      layout.dtype = DType::kFloat64;
+      break;
+    case v1::DTYPE_UNSPECIFIED:
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".dtype: DTYPE_UNSPECIFIED; use FLOAT32 or FLOAT64"));
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".dtype: unknown value ", static_cast<int>(tensor.dtype())));
+  }
+  int64_t count = 1;
+  for (int k = 0; k < tensor.shape_size(); ++k) {
+    const int64_t dim = tensor.shape(k);
+    if (dim < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".shape: dimension ", k, " is negative (", dim, ")"));
+    }
+    if (__builtin_mul_overflow(count, dim, &count)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".shape: the number of elements overflows int64"));
+    }
+  }
+  int64_t bytes = 0;
+  if (__builtin_mul_overflow(count, DTypeSize(layout.dtype), &bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".shape: the number of bytes overflows int64"));
+  }
+  if (static_cast<uint64_t>(bytes) != tensor.data().size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".data: ", tensor.data().size(), " bytes, but shape ", ShapeString(tensor.shape()),
+        " of ", v1::DType_Name(tensor.dtype()), " needs ", bytes));
+  }
+  layout.shape.assign(tensor.shape().begin(), tensor.shape().end());
+  layout.num_elements = count;
+  return layout;
+}
+
+absl::Status DecodeTensorValues(const v1::Tensor& tensor, const TensorLayout& layout,
+                                absl::string_view field, absl::Span<double> out) {
+  const char* p = tensor.data().data();
+  const int64_t n = layout.num_elements;
+  if (static_cast<int64_t>(out.size()) != n ||
+      static_cast<int64_t>(tensor.data().size()) != n * DTypeSize(layout.dtype)) {
+    return absl::InternalError(absl::StrCat(field, ": layout does not match the tensor"));
+  }
+  if (layout.dtype == DType::kFloat32) {
+    for (int64_t i = 0; i < n; ++i) out[i] = std::bit_cast<float>(LoadLE32(p + 4 * i));
+  } else {
+    for (int64_t i = 0; i < n; ++i) out[i] = std::bit_cast<double>(LoadLE64(p + 8 * i));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(out[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ".data: element ", i, " is ", NonFiniteName(out[i])));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void EncodeTensor(absl::Span<const double> values, absl::Span<const int64_t> shape, DType dtype,
+                  v1::Tensor* out) {
+  out->set_dtype(ToWireDType(dtype));
+  out->mutable_shape()->Assign(shape.begin(), shape.end());
+  std::string* data = out->mutable_data();
+  const size_t size = static_cast<size_t>(DTypeSize(dtype));
+  data->resize(values.size() * size);
+  char* p = data->data();
+  if (dtype == DType::kFloat32) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      StoreLE32(std::bit_cast<uint32_t>(static_cast<float>(values[i])), p + 4 * i);
+    }
+  } else {
+    for (size_t i = 0; i < values.size(); ++i) {
+      StoreLE64(std::bit_cast<uint64_t>(values[i]), p + 8 * i);
+    }
+  }
+}
+
+}  // namespace perturbd
