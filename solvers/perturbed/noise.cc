@@ -100,8 +100,11 @@ void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> gra
   constexpr size_t kChunk = 4 * kChunkQuads;
   for (size_t start = 0; start < d; start += kChunk) {
     const size_t count = std::min(kChunk, d - start);
-    // Whole blocks: coordinate i of a partial block still belongs to quad NoiseQuadOf(i).
-    const size_t quads = (count + 4 * kBlockQuads - 1) / (4 * kBlockQuads) * kBlockQuads;
+    // Coordinate i of a partial last block still belongs to quad NoiseQuadOf(i): that block
+    // needs its first min(8, rest) quads (small d draws d quads, not 8).
+    const size_t full_blocks = count / (4 * kBlockQuads);
+    const size_t rest = count - full_blocks * 4 * kBlockQuads;
+    const size_t quads = full_blocks * kBlockQuads + std::min(kBlockQuads, rest);
     // The antithetic GUMBEL partner uses 1 − u, exactly the uniform of the complemented word.
     PhiloxUniforms(row, static_cast<uint32_t>(start / 4), quads, flip && !normal ? 0xFFFFFFFFu : 0u,
                    u);
