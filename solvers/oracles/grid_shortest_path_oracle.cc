@@ -7,19 +7,64 @@
 #include <vector>
 
 #include "solvers/base/status_macros.h"
-#include "solvers/oracles/internal/indexed_min_heap.h"
 #include "solvers/oracles/internal/validation.h"
 
 namespace perturbd {
 namespace {
 
-using oracle_internal::IndexedMinHeap;
+
+// A binary min-heap of (distance, cell) entries ordered by distance, then cell — the same
+// total order as IndexedMinHeap — on storage reserved once.
+class CellHeap {
+ public:
+  explicit CellHeap(int32_t n) { entries_.reserve(static_cast<size_t>(n)); }
+  bool empty() const { return entries_.empty(); }
+  void Clear() { entries_.clear(); }
+  void Push(double dist, int32_t cell) {
+    entries_.push_back({dist, cell});  // within the reserved capacity: no allocation
+    size_t i = entries_.size() - 1;
+    while (i > 0) {
+      const size_t parent = (i - 1) / 2;
+      if (!Less(entries_[i], entries_[parent])) break;
+      std::swap(entries_[i], entries_[parent]);
+      i = parent;
+    }
+  }
+  int32_t Pop() {
+    const int32_t top = entries_.front().cell;
+    entries_.front() = entries_.back();
+    entries_.pop_back();
+    const size_t n = entries_.size();
+    size_t i = 0;
+    for (;;) {
+      const size_t l = 2 * i + 1, r = l + 1;
+      size_t m = i;
+      if (l < n && Less(entries_[l], entries_[m])) m = l;
+      if (r < n && Less(entries_[r], entries_[m])) m = r;
+      if (m == i) break;
+      std::swap(entries_[i], entries_[m]);
+      i = m;
+    }
+    return top;
+  }
+
+ private:
+  struct Entry {
+    double dist;
+    int32_t cell;
+  };
+  static bool Less(const Entry& a, const Entry& b) {
+    return a.dist < b.dist || (a.dist == b.dist && a.cell < b.cell);
+  }
+  std::vector<Entry> entries_;
+};
 
 struct GridWorkspace final : OracleWorkspace {
-  explicit GridWorkspace(int32_t n) : dist(n), pred(n), heap(n), path(n) {}
-  std::vector<double> dist;   // cost of the best known path from cell 0, both ends included
+  explicit GridWorkspace(int32_t n) : dist(n), pred(n), seen(n), heap(n), path(n) {}
+  std::vector<double> dist;   // cost of the best path from cell 0, both ends included
   std::vector<int32_t> pred;  // previous cell on that path (−1 for cell 0)
-  IndexedMinHeap heap;
+  std::vector<uint8_t> seen;  // reached (and so final: see Solve)
+  CellHeap heap;
   std::vector<int32_t> path;  // cells of the result, sorted before output
 };
 
@@ -79,29 +124,33 @@ int64_t GridShortestPathOracle::Solve(absl::Span<double> theta, OracleWorkspace&
                                                ? absl::Span<const Offset>(kFour)
                                                : absl::Span<const Offset>(kEight);
 
-  std::fill(ws.dist.begin(), ws.dist.end(), std::numeric_limits<double>::infinity());
-  ws.heap.Reset();
+  // Vertex costs make Dijkstra simpler: every edge into v costs θ_v, so v's distance is
+  // θ_v + min over its neighbours' distances, and the first neighbour to be popped (cells pop
+  // in increasing (distance, cell) order) is that minimum. A cell's first relaxation is
+  // therefore final: each cell is pushed once, with no decrease-key, and the pops, distances
+  // and predecessors are those of the textbook algorithm with strict improvement.
+  std::fill(ws.seen.begin(), ws.seen.end(), 0);
+  ws.heap.Clear();
   ws.dist[0] = theta[0];
   ws.pred[0] = -1;
-  ws.heap.Update(0, ws.dist);
+  ws.seen[0] = 1;
+  ws.heap.Push(ws.dist[0], 0);
   while (!ws.heap.empty()) {
-    const int32_t u = ws.heap.PopMin(ws.dist);
+    const int32_t u = ws.heap.Pop();
     if (u == target) break;
     const int32_t r = u / cols_;
     const int32_t c = u % cols_;
+    const double du = ws.dist[u];
     for (const Offset& o : offsets) {
       const int32_t nr = r + o.dr;
       const int32_t nc = c + o.dc;
       if (nr < 0 || nr >= rows_ || nc < 0 || nc >= cols_) continue;
       const int32_t v = nr * cols_ + nc;
-      if (ws.heap.popped(v)) continue;
-      const double candidate = ws.dist[u] + theta[v];
-      // `!seen` rather than comparing with +∞, so that an infinite cost still gets a path.
-      if (!ws.heap.seen(v) || candidate < ws.dist[v]) {
-        ws.dist[v] = candidate;
-        ws.pred[v] = u;
-        ws.heap.Update(v, ws.dist);
-      }
+      if (ws.seen[v]) continue;
+      ws.seen[v] = 1;
+      ws.dist[v] = du + theta[v];
+      ws.pred[v] = u;
+      ws.heap.Push(ws.dist[v], v);
     }
   }
   // Every cell is reachable, so the target was popped and the predecessor chain ends at 0.
