@@ -128,6 +128,8 @@ def main():
             if args.only and w["workload"] not in args.only:
                 continue
             theta, dy, y_true = bench_peer.make_inputs(w, 0)
+            # The wire takes θ as [B, d]: grids go row-major, d = rows·cols.
+            theta, dy, y_true = (t.reshape(w["B"], -1) for t in (theta, dy, y_true))
             base = {k: w[k] for k in w if k != "variants"}
             peer = [bench_peer.bench_workload(w, v, min_reps, min_time, 0) for v in w["variants"]]
             best = min(peer, key=lambda r: r["fwd_ms"])
