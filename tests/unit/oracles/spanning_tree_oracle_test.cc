@@ -1,6 +1,7 @@
 #include "solvers/oracles/spanning_tree_oracle.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <numeric>
@@ -232,6 +233,69 @@ TEST(SpanningTreeOracle, LargeConnectedGraphsMatchPrim) {
       std::vector<double> theta = oracle_test::UniformVector(rng, m, -5.0, 10.0);
       const auto solved = SolveDense(*oracle, *ws, theta);
       EXPECT_NEAR(oracle_test::Dot(solved.y, theta), PrimValue(n, g, theta, sense), 1e-9);
+    }
+  }
+}
+
+// Kruskal written plainly: edges stably sorted by the double ±θ (NaN last), so ties keep the
+// lower index; the reference for graphs too large for brute force.
+std::vector<double> ReferenceKruskal(const SpanningTreeSpec& g, const std::vector<double>& theta,
+                                     Sense sense) {
+  const size_t m = theta.size();
+  std::vector<double> key(m);
+  for (size_t e = 0; e < m; ++e) {
+    key[e] = std::isnan(theta[e]) ? std::numeric_limits<double>::infinity()
+                                  : (sense == Sense::kMinimize ? theta[e] : -theta[e]);
+  }
+  std::vector<size_t> order(m);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
+  std::vector<uint32_t> parent(g.num_nodes);
+  std::iota(parent.begin(), parent.end(), 0u);
+  auto find = [&](uint32_t v) {
+    while (parent[v] != v) v = parent[v] = parent[parent[v]];
+    return v;
+  };
+  std::vector<double> y(m, 0.0);
+  for (size_t e : order) {
+    const uint32_t a = find(g.edge_sources[e]), b = find(g.edge_targets[e]);
+    if (a != b) {
+      parent[a] = b;
+      y[e] = 1.0;
+    }
+  }
+  return y;
+}
+
+// From kRadixSortMinEdges edges on the sort is a radix sort on the bits of ±θ: it must order
+// exactly as the doubles do, ties (−0 = +0 included) by edge index, NaN last.
+TEST(SpanningTreeOracle, LargeGraphsMatchAPlainKruskalExactlyWithTiesAndSpecialValues) {
+  std::mt19937_64 rng(94);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (int instance = 0; instance < 40; ++instance) {
+    SCOPED_TRACE(::testing::Message() << "instance " << instance);
+    const SpanningTreeSpec g = RandomGraph(rng, 60, 1200);
+    const int m = static_cast<int>(g.edge_sources.size());
+    for (Sense sense : oracle_test::kBothSenses) {
+      auto oracle = MakeOk(g, m, sense);
+      auto ws = oracle->NewWorkspace();
+      // Few distinct values (many ties), both zeros, NaN, infinities and tiny/huge magnitudes.
+      const double palette[] = {-1.0,
+                                0.0,
+                                -0.0,
+                                1.0,
+                                2.5,
+                                nan,
+                                -1e300,
+                                1e-300,
+                                -1e-300,
+                                std::numeric_limits<double>::infinity(),
+                                -std::numeric_limits<double>::infinity()};
+      std::vector<double> theta(m);
+      for (double& t : theta) t = palette[oracle_test::RandomInt(rng, 0, 10)];
+      if (instance % 2 == 1) theta = oracle_test::IntegerVector(rng, m, -3, 3);
+      std::vector<double> copy = theta;
+      EXPECT_EQ(SolveDense(*oracle, *ws, copy).y, ReferenceKruskal(g, theta, sense));
     }
   }
 }
