@@ -116,20 +116,26 @@ TEST(TopKOracle, NanScoresAreNeverPreferred) {
   }
 }
 
+// k = 10 and 32 take the single-scan path, k = 33 and 137 the nth_element path.
 TEST(TopKOracle, LargeInstanceMatchesSorting) {
   std::mt19937_64 rng(14);
   const int d = 10000;
-  const int k = 137;
-  auto oracle = MakeOk(TopKSpec{.k = k}, d, Sense::kMaximize);
-  auto ws = oracle->NewWorkspace();
-  for (int instance = 0; instance < 3; ++instance) {
-    std::vector<double> theta = oracle_test::IntegerVector(rng, d, 0, 50);  // many ties
-    std::vector<int> order(d);
-    for (int i = 0; i < d; ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return theta[a] > theta[b]; });
-    std::vector<double> expected(d, 0.0);
-    for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
-    EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected);
+  for (const int k : {10, 32, 33, 137}) {
+    for (Sense sense : oracle_test::kBothSenses) {
+      auto oracle = MakeOk(TopKSpec{.k = static_cast<uint32_t>(k)}, d, sense);
+      auto ws = oracle->NewWorkspace();
+      for (int instance = 0; instance < 3; ++instance) {
+        std::vector<double> theta = oracle_test::IntegerVector(rng, d, 0, 50);  // many ties
+        const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
+        std::vector<int> order(d);
+        for (int i = 0; i < d; ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int a, int b) { return s * theta[a] > s * theta[b]; });
+        std::vector<double> expected(d, 0.0);
+        for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
+        EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected) << k;
+      }
+    }
   }
 }
 
