@@ -21,3 +21,11 @@ if [ -d client/python ] && [ -f client/python/pyproject.toml ]; then
   (cd "$BUILD_DIR" && PERTURBD_BIN="$PWD/server/perturbd" PERTURBD_REQUIRE_SERVER=1 PERTURBD_EXPECT_INSTALLED=1 \
      "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/tests/python")
 fi
+
+echo "== Deployment: image, manifests, containers (deploy/test.sh)"
+if [ "${PERTURBD_SKIP_DEPLOY:-0}" = 1 ]; then
+  echo "skipped (PERTURBD_SKIP_DEPLOY=1)"
+else
+  PERTURBD_BIN="$PWD/$BUILD_DIR/server/perturbd" PERTURBD_CLI="$PWD/$BUILD_DIR/client/cpp/perturbd-cli" \
+    ./deploy/test.sh
+fi
