@@ -245,3 +245,10 @@ def test_error_mapping_without_call_info():
     err = perturbd.errors.error_from_rpc(grpc.RpcError("boom"))
     assert type(err) is perturbd.Unknown and err.code == grpc.StatusCode.UNKNOWN
     assert issubclass(perturbd.ProtocolError, perturbd.Internal)
+
+
+def test_instance_seeds_mixing_large_and_small_ints_keep_every_bit():
+    msg = pb.Noise()
+    seeds = [3, 2**64 - 1, 2**63 + 5, 0]
+    fill_noise(msg, epsilon=1.0, num_samples=2, seed=1, instance_seeds=seeds)
+    assert list(msg.instance_seeds) == seeds

@@ -159,12 +159,18 @@ def fill_noise(msg, *, epsilon, num_samples, seed, instance_seeds=None, distribu
     msg.seed = check_uint(seed, "seed", UINT64_MAX)
     del msg.instance_seeds[:]
     if instance_seeds is not None:
-        seeds = np.asarray(instance_seeds)
-        if seeds.ndim != 1:
-            raise ValueError("instance_seeds: expected a 1-d sequence, got shape %s"
-                             % (seeds.shape,))
-        msg.instance_seeds.extend(check_uint(s, "instance_seeds", UINT64_MAX)
-                                  for s in seeds.tolist())
+        # Elementwise, never through np.asarray of the whole list: a list mixing ints ≥ 2⁶³
+        # with small ones would become float64 and lose bits.
+        if isinstance(instance_seeds, np.ndarray):
+            if instance_seeds.ndim != 1:
+                raise ValueError("instance_seeds: expected a 1-d sequence, got shape %s"
+                                 % (instance_seeds.shape,))
+            items = instance_seeds.tolist()
+        else:
+            items = list(instance_seeds)
+            if any(isinstance(s, (list, tuple, np.ndarray)) for s in items):
+                raise ValueError("instance_seeds: expected a 1-d sequence")
+        msg.instance_seeds.extend(check_uint(s, "instance_seeds", UINT64_MAX) for s in items)
     msg.distribution = parse_distribution(distribution)
     msg.perturbation = parse_perturbation(perturbation)
     msg.variance_reduction = parse_variance_reduction(variance_reduction)
