@@ -13,7 +13,7 @@ echo "== C++ tests (ctest)"
 
 if [ -d client/python ] && [ -f client/python/pyproject.toml ]; then
   echo "== Python tests (pytest, installed package)"
-  VENV="$BUILD_DIR/venv"
+  VENV="$PWD/$BUILD_DIR/venv"
   rm -rf "$VENV"
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
   "$VENV/bin/python" -m pip install --no-build-isolation --no-deps --quiet ./client/python
