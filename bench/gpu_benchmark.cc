@@ -126,6 +126,38 @@ int Main(int argc, char** argv) {
                 solves, cpu2, cpun, gpus, solves / gpus, cpu2 / gpus, cpun / gpus, max_dy);
     std::fflush(stdout);
   }
+
+  // Where the GPU starts to pay (the server's --gpu_min_work for backend AUTO): argmax d=100,
+  // M=100, growing B, one request at a time, GPU vs the CPU executors, wall time per request.
+  std::printf("\ncrossover (argmax d=100 M=100, one request at a time; best of %d)\n", reps);
+  std::printf("%12s %6s %12s %12s %12s %9s %9s\n", "B*M*d", "B", "cpu2 ms", "cpuN ms", "gpu ms",
+              "gpu/cpu2", "gpu/cpuN");
+  absl::StatusOr<std::unique_ptr<Oracle>> argmax = MakeOracle(ArgmaxSpec{}, 100, std::nullopt);
+  if (!argmax.ok()) return 1;
+  for (int64_t batch : {1, 4, 16, 64, 256, 1024}) {
+    std::mt19937_64 rng(2);
+    std::normal_distribution<double> normal;
+    std::vector<double> theta(static_cast<size_t>(batch * 100));
+    for (double& t : theta) t = normal(rng);
+    PerturbedRequest request;
+    request.oracle = argmax->get();
+    request.batch = batch;
+    request.theta = theta;
+    request.noise.num_samples = 100;
+    request.noise.epsilon = 0.5;
+    request.noise.seed = 9;
+    const int r = std::max(reps, 5);
+    const double cpu2 =
+        BestSeconds(r, [&] { return OrDie(RunPerturbed(two, request), "cpu2"); }, nullptr);
+    const double cpun =
+        BestSeconds(r, [&] { return OrDie(RunPerturbed(all, request), "cpuN"); }, nullptr);
+    OrDie((*gpu)->Run(request), "gpu warm-up");
+    const double gpus = BestSeconds(r, [&] { return OrDie((*gpu)->Run(request), "gpu"); }, nullptr);
+    std::printf("%12lld %6lld %12.3f %12.3f %12.3f %9.2f %9.2f\n",
+                static_cast<long long>(batch * 100 * 100), static_cast<long long>(batch),
+                cpu2 * 1e3, cpun * 1e3, gpus * 1e3, cpu2 / gpus, cpun / gpus);
+    std::fflush(stdout);
+  }
   return 0;
 }
 

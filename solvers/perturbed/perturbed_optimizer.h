@@ -86,6 +86,7 @@ struct PerturbedResult {
   uint64_t clamped_costs = 0;           // negative perturbed costs clamped by Dijkstra oracles
   uint32_t threads = 0;                 // worker threads that took part
   double seconds = 0.0;                 // wall time from start of work to completion
+  const char* backend = "cpu";          // "cpu", or "gpu" from GpuBackend::Run
 };
 
 // Checks everything about a request that does not depend on the wire encoding: ε, M,

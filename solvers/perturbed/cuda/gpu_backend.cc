@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -54,7 +55,15 @@ struct GpuBackend::Impl {
     // Nothing of the finished request may still run on the stream when the next one starts.
     launcher->Synchronize().IgnoreError();
     absl::MutexLock lock(&mu);
+    arena_bytes[launcher.get()] = launcher->arena_bytes();
     idle.push_back(std::move(launcher));
+  }
+
+  uint64_t TotalArenaBytes() const {
+    absl::MutexLock lock(&mu);
+    uint64_t total = 0;
+    for (const auto& [launcher, bytes] : arena_bytes) total += bytes;
+    return total;
   }
 
   bool CanAcquire() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -62,7 +71,9 @@ struct GpuBackend::Impl {
   }
 
   const int limit;  // options.streams
-  absl::Mutex mu;
+  mutable absl::Mutex mu;
+  // Arena size of every launcher, as of its last release (launchers live as long as the pool).
+  absl::flat_hash_map<const CudaLauncher*, size_t> arena_bytes ABSL_GUARDED_BY(mu);
   std::vector<std::unique_ptr<CudaLauncher>> idle ABSL_GUARDED_BY(mu);
   int created ABSL_GUARDED_BY(mu) = 0;
 };
@@ -102,6 +113,24 @@ std::vector<std::string> GpuBackend::Devices() {
 }
 
 bool GpuBackend::Supports(const Oracle& oracle) { return gpu_internal::SupportsOracle(oracle); }
+
+bool GpuBackend::SupportsOracleName(absl::string_view name) {
+  return gpu_internal::SupportsOracleName(name);
+}
+
+GpuBackend::Memory GpuBackend::memory() const {
+  Memory memory;
+  memory.arena_bytes = impl_->TotalArenaBytes();
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cudaSetDevice(options_.device) == cudaSuccess &&
+      cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+    memory.device_used_bytes = total_bytes - free_bytes;
+    memory.device_total_bytes = total_bytes;
+  } else {
+    cudaGetLastError();
+  }
+  return memory;
+}
 
 absl::StatusOr<std::unique_ptr<GpuBackend>> GpuBackend::Create(const GpuBackendOptions& options) {
   if (!Available()) {
@@ -145,6 +174,7 @@ absl::StatusOr<PerturbedResult> GpuBackend::Run(const PerturbedRequest& request,
   absl::StatusOr<PerturbedResult> result =
       gpu_internal::RunPipeline(*launcher, request, pipeline, cancel);
   impl_->Release(std::move(launcher));
+  if (result.ok()) result->backend = "gpu";
   return result;
 }
 

@@ -26,11 +26,13 @@
 #define PERTURBD_SOLVERS_PERTURBED_CUDA_GPU_BACKEND_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "solvers/oracles/oracle.h"
 #include "solvers/perturbed/executor.h"
 #include "solvers/perturbed/perturbed_optimizer.h"
@@ -59,6 +61,9 @@ class GpuBackend {
   // True for the oracles the GPU serves (by concrete class: ArgmaxOracle, TopKOracle,
   // ThresholdOracle, RankingOracle, GridShortestPathOracle; 1 ≤ d < 2²⁴). Works in every build.
   static bool Supports(const Oracle& oracle);
+  // The wire names of the oracles the GPU serves ("argmax", ...), for ListSolvers; an oracle
+  // of one of these names is Supports() unless its d is out of range.
+  static bool SupportsOracleName(absl::string_view name);
 
   // FAILED_PRECONDITION when !Available() or `options.device` does not exist.
   static absl::StatusOr<std::unique_ptr<GpuBackend>> Create(const GpuBackendOptions& options = {});
@@ -75,6 +80,16 @@ class GpuBackend {
                                       const CancelToken* cancel = nullptr);
 
   const GpuBackendOptions& options() const { return options_; }
+
+  // Device memory, for the metrics: what this backend's streams hold (arenas, reused across
+  // requests) and what the device reports in use and in total (cudaMemGetInfo; every process
+  // on the device counts). Zeros without CUDA.
+  struct Memory {
+    uint64_t arena_bytes = 0;
+    uint64_t device_used_bytes = 0;
+    uint64_t device_total_bytes = 0;
+  };
+  Memory memory() const;
 
  private:
   struct Impl;

@@ -10,6 +10,10 @@ bool GpuBackend::BuiltWithCuda() { return false; }
 bool GpuBackend::Available() { return false; }
 std::vector<std::string> GpuBackend::Devices() { return {}; }
 bool GpuBackend::Supports(const Oracle& oracle) { return gpu_internal::SupportsOracle(oracle); }
+bool GpuBackend::SupportsOracleName(absl::string_view name) {
+  return gpu_internal::SupportsOracleName(name);
+}
+GpuBackend::Memory GpuBackend::memory() const { return {}; }
 
 absl::StatusOr<std::unique_ptr<GpuBackend>> GpuBackend::Create(const GpuBackendOptions&) {
   return absl::FailedPreconditionError(

@@ -159,6 +159,11 @@ void CopySlice(const std::vector<double>& from, size_t b, size_t d, std::vector<
 
 bool SupportsOracle(const Oracle& oracle) { return DescribeOracle(oracle).ok(); }
 
+bool SupportsOracleName(absl::string_view name) {
+  return name == "argmax" || name == "top_k" || name == "threshold" || name == "ranking" ||
+         name == "grid_shortest_path";
+}
+
 absl::StatusOr<DeviceOracle> DescribeOracle(const Oracle& oracle) {
   DeviceOracle o;
   bool known = true;

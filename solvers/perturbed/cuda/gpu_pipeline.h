@@ -66,6 +66,8 @@ struct PipelineOptions {
 // The oracles the GPU serves (argmax, top_k, threshold, ranking, grid_shortest_path with
 // d < 2²⁴), recognised by their concrete classes.
 bool SupportsOracle(const Oracle& oracle);
+// True for the names (Oracle::name()) of the oracle classes SupportsOracle accepts.
+bool SupportsOracleName(absl::string_view name);
 // INVALID_ARGUMENT naming `backend` when !SupportsOracle(oracle).
 absl::StatusOr<DeviceOracle> DescribeOracle(const Oracle& oracle);
 
