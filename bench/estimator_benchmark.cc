@@ -1,6 +1,7 @@
 // The engine on the peer workload table (../shared/peers/README.md), in process: one request =
 // B instances × M samples, with the time to merely draw the same B·M·d variates (the floor for
-// additive perturbations) alongside. Threads = executor size (1 and 2).
+// additive perturbations) alongside. Threads = executor size (1 and 2); f32 = θ's dtype
+// (FLOAT32 requests draw single-precision noise, as the e2e workloads' float32 θ do).
 //
 //   build/bench/estimator_benchmark --benchmark_min_time=0.5
 #include <cmath>
@@ -54,6 +55,7 @@ void BM_Request(benchmark::State& state) {
   const Workload& w = Workloads()[static_cast<size_t>(state.range(0))];
   const auto mode = static_cast<Mode>(state.range(1));
   Executor executor(static_cast<int>(state.range(2)));
+  const bool f32 = state.range(3) != 0;
   auto oracle = MakeOracle(w.spec, w.d, std::nullopt);
   if (!oracle.ok()) {
     state.SkipWithError(oracle.status().ToString().c_str());
@@ -69,6 +71,7 @@ void BM_Request(benchmark::State& state) {
   request.noise.distribution = w.dist;
   request.noise.epsilon = w.eps;
   request.noise.num_samples = w.samples;
+  request.dtype = f32 ? DType::kFloat32 : DType::kFloat64;
   if (mode == kForwardBackward) request.cotangent = extra;
   if (mode == kFenchelYoung) request.targets = extra;
   for (auto _ : state) {
@@ -80,11 +83,11 @@ void BM_Request(benchmark::State& state) {
   state.counters["solves_per_s"] = benchmark::Counter(
       static_cast<double>(state.iterations() * w.batch * w.samples), benchmark::Counter::kIsRate);
   static const char* kModes[] = {"fwd", "fwd+vjp", "fy"};
-  state.SetLabel(std::string(w.name) + " " + kModes[mode]);
+  state.SetLabel(std::string(w.name) + " " + kModes[mode] + (f32 ? " f32" : " f64"));
 }
 BENCHMARK(BM_Request)
-    ->ArgNames({"workload", "mode", "threads"})
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1, 2}, {1, 2}})
+    ->ArgNames({"workload", "mode", "threads", "f32"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1, 2}, {1, 2}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
@@ -92,6 +95,7 @@ BENCHMARK(BM_Request)
 void BM_NoiseFloor(benchmark::State& state) {
   const Workload& w = Workloads()[static_cast<size_t>(state.range(0))];
   const int threads = static_cast<int>(state.range(1));
+  const bool single = state.range(2) != 0;
   Executor executor(threads);
   const int64_t rows = w.batch * w.samples;
   std::vector<std::vector<double>> z(static_cast<size_t>(threads), std::vector<double>(w.d)), g = z;
@@ -104,7 +108,8 @@ void BM_NoiseFloor(benchmark::State& state) {
         NoiseRow row{.key = 1,
                      .instance = static_cast<uint32_t>(r / w.samples),
                      .sample = static_cast<uint32_t>(r % w.samples),
-                     .distribution = w.dist};
+                     .distribution = w.dist,
+                     .single = single};
         FillNoise(row, absl::MakeSpan(z[static_cast<size_t>(worker)]),
                   absl::MakeSpan(g[static_cast<size_t>(worker)]));
       }
@@ -114,11 +119,11 @@ void BM_NoiseFloor(benchmark::State& state) {
     executor.Submit(std::move(job));
     done.WaitForNotification();
   }
-  state.SetLabel(std::string(w.name) + " noise floor");
+  state.SetLabel(std::string(w.name) + " noise floor" + (single ? " f32" : " f64"));
 }
 BENCHMARK(BM_NoiseFloor)
-    ->ArgNames({"workload", "threads"})
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}})
+    ->ArgNames({"workload", "threads", "f32"})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {1, 2}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

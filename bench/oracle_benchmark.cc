@@ -192,8 +192,10 @@ std::vector<Case> Cases() {
     const int64_t d = Dim(spec, any_d);
     cases.push_back({std::move(name), std::move(spec), d, sense, positive});
   };
-  for (int64_t d : {100, 10000}) add(absl::StrCat("argmax/d=", d), ArgmaxSpec{}, d);
-  for (int64_t d : {100, 10000}) add(absl::StrCat("top_k/k=10/d=", d), TopKSpec{.k = 10}, d);
+  for (int64_t d : {100, 1000, 10000}) add(absl::StrCat("argmax/d=", d), ArgmaxSpec{}, d);
+  for (int64_t d : {100, 1000, 10000}) {
+    add(absl::StrCat("top_k/k=10/d=", d), TopKSpec{.k = 10}, d);
+  }
   add("threshold/d=1000", ThresholdSpec{}, 1000);
   for (int64_t d : {100, 1000}) add(absl::StrCat("ranking/d=", d), RankingSpec{}, d);
   for (uint32_t n : {12u, 30u}) {

@@ -4,8 +4,27 @@
 
 #include "solvers/base/status_macros.h"
 #include "solvers/oracles/internal/validation.h"
+#include "solvers/oracles/internal/vector_clones.h"
 
 namespace perturbd {
+namespace {
+
+// The largest (maximize) or smallest entry of x[0..d) into `extreme`; false when x has a NaN.
+PERTURBD_ORACLE_VECTOR_CLONES
+bool Extreme(const double* __restrict x, size_t d, bool maximize, double& extreme) {
+  double hi = x[0], lo = x[0];
+  int nan = 0;
+#pragma omp simd reduction(max : hi) reduction(min : lo) reduction(| : nan)
+  for (size_t i = 0; i < d; ++i) {
+    hi = x[i] > hi ? x[i] : hi;
+    lo = x[i] < lo ? x[i] : lo;
+    nan |= x[i] != x[i] ? 1 : 0;
+  }
+  extreme = maximize ? hi : lo;
+  return nan == 0;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<ArgmaxOracle>> ArgmaxOracle::Create(int64_t dimension, Sense sense) {
   RETURN_IF_ERROR(oracle_internal::CheckDimension(dimension));
@@ -20,16 +39,26 @@ int64_t ArgmaxOracle::Solve(absl::Span<double> theta, OracleWorkspace& /*workspa
                             SparseVector& y) const {
   assert(static_cast<int64_t>(theta.size()) == dimension_);
   y.Clear();
+  const double* x = theta.data();
+  const size_t d = theta.size();
+  // Vector pass: the extreme value (and whether there is a NaN); then the first index holding
+  // it. The same answer as the strict scalar scan (lowest index among ties, −0 = +0), which
+  // still serves inputs with a NaN (its answer depends on where the NaN is).
+  const bool maximize = sense_ == Sense::kMaximize;
   size_t best = 0;
-  // Strict comparisons keep the first (lowest) index among ties.
-  if (sense_ == Sense::kMaximize) {
-    for (size_t i = 1; i < theta.size(); ++i) {
-      if (theta[i] > theta[best]) best = i;
+  double extreme;
+  if (!Extreme(x, d, maximize, extreme)) {
+    if (maximize) {
+      for (size_t i = 1; i < d; ++i) {
+        if (x[i] > x[best]) best = i;
+      }
+    } else {
+      for (size_t i = 1; i < d; ++i) {
+        if (x[i] < x[best]) best = i;
+      }
     }
   } else {
-    for (size_t i = 1; i < theta.size(); ++i) {
-      if (theta[i] < theta[best]) best = i;
-    }
+    while (!(x[best] == extreme)) ++best;
   }
   y.Push(static_cast<int64_t>(best), 1.0);
   return 0;

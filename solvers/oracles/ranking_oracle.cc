@@ -9,9 +9,48 @@
 
 #include "solvers/base/status_macros.h"
 #include "solvers/oracles/internal/validation.h"
+#include "solvers/oracles/internal/vector_clones.h"
 
 namespace perturbd {
 namespace {
+
+// Up to this d the ranks are counted (O(d²) vector compares) instead of sorted.
+constexpr size_t kCountMaxD = 192;
+
+// rank[i] = #{j : (key_j, j) < (key_i, i)}, eight i at a time against every j: the counts stay
+// in one vector register (no horizontal sums), and the j ranges below and above the block need
+// no index comparison (j < i: key_j ≤ key_i counts; j > i: key_j < key_i).
+PERTURBD_ORACLE_VECTOR_CLONES
+void CountRanks(const double* __restrict key, size_t d, int32_t* __restrict rank) {
+  constexpr size_t kLanes = 16;
+  for (size_t i0 = 0; i0 < d; i0 += kLanes) {
+    const size_t n = std::min(kLanes, d - i0);
+    double ki[kLanes], cnt[kLanes];
+    for (size_t l = 0; l < kLanes; ++l) {
+      // Padding lanes get +∞ (their counts are discarded).
+      ki[l] = l < n ? key[i0 + l] : std::numeric_limits<double>::infinity();
+      cnt[l] = 0.0;
+    }
+    for (size_t j = 0; j < i0; ++j) {
+      const double kj = key[j];
+#pragma omp simd
+      for (size_t l = 0; l < kLanes; ++l) cnt[l] += kj <= ki[l] ? 1.0 : 0.0;
+    }
+    for (size_t j = i0; j < i0 + n; ++j) {
+      const double kj = key[j];
+#pragma omp simd
+      for (size_t l = 0; l < kLanes; ++l) {
+        cnt[l] += (kj < ki[l] || (kj == ki[l] && j < i0 + l)) ? 1.0 : 0.0;
+      }
+    }
+    for (size_t j = i0 + n; j < d; ++j) {
+      const double kj = key[j];
+#pragma omp simd
+      for (size_t l = 0; l < kLanes; ++l) cnt[l] += kj < ki[l] ? 1.0 : 0.0;
+    }
+    for (size_t l = 0; l < n; ++l) rank[i0 + l] = static_cast<int32_t>(cnt[l]);
+  }
+}
 
 struct RankingWorkspace final : OracleWorkspace {
   explicit RankingWorkspace(size_t d) : key(d), order(d), rank(d) {}
@@ -49,11 +88,19 @@ int64_t RankingOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspac
     const double v = sign * theta[i];
     ws.key[i] = std::isnan(v) ? -std::numeric_limits<double>::infinity() : v;
   }
-  std::iota(ws.order.begin(), ws.order.end(), 0);
-  const double* key = ws.key.data();
-  std::sort(ws.order.begin(), ws.order.end(),
-            [key](int32_t a, int32_t b) { return key[a] < key[b] || (key[a] == key[b] && a < b); });
-  for (size_t r = 0; r < d; ++r) ws.rank[ws.order[r]] = static_cast<int32_t>(r);
+  if (d <= kCountMaxD) {
+    // rank_i = #{j : (key_j, j) < (key_i, i)} — a branch-free, vectorised O(d²) count that
+    // beats a comparison sort for small d (no mispredicted branches, no index indirection).
+    // Same total order as the sort below: ties go to the lower index.
+    CountRanks(ws.key.data(), d, ws.rank.data());
+  } else {
+    std::iota(ws.order.begin(), ws.order.end(), 0);
+    const double* key = ws.key.data();
+    std::sort(ws.order.begin(), ws.order.end(), [key](int32_t a, int32_t b) {
+      return key[a] < key[b] || (key[a] == key[b] && a < b);
+    });
+    for (size_t r = 0; r < d; ++r) ws.rank[ws.order[r]] = static_cast<int32_t>(r);
+  }
   for (size_t i = 0; i < d; ++i) {
     if (ws.rank[i] != 0) y.Push(static_cast<int64_t>(i), static_cast<double>(ws.rank[i]));
   }

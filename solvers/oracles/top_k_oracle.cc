@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "solvers/base/status_macros.h"
 #include "solvers/oracles/internal/validation.h"
+#include "solvers/oracles/internal/vector_clones.h"
 
 namespace perturbd {
 namespace {
@@ -18,14 +19,95 @@ namespace {
 // nth_element (for random scores it inserts about k·ln(d/k) times).
 constexpr size_t kScanMaxK = 32;
 
+// The scan tests blocks of this many keys at once.
+constexpr size_t kScanBlock = 16;
+
+// The k best keys sign·x[i] (descending; ties: lower index first) into bk / bi, 1 ≤ k < d.
+//
+// The k-buffer scan: in index order, a later index enters only with a strictly larger key (the
+// total order is key descending, then index ascending) and drops the current k-th; NaN ranks
+// as −∞. Run over any subsequence (in index order) that contains the top k, it returns them.
+//
+// Two passes pick such a subsequence: the maxima of the blocks of 16 keys (vector code), and
+// T = the k-th largest of them. At least k keys (those maxima) are ≥ T, so a key < T is not in
+// the top k: the scan visits only keys ≥ T, in blocks whose maximum is ≥ T (typically about
+// k blocks of the d/16). The result is the plain scan's, ties included.
+PERTURBD_ORACLE_VECTOR_CLONES
+void ScanTopK(const double* __restrict x, size_t d, double sign, size_t k, double* __restrict bk,
+              int32_t* __restrict bi, double* __restrict block_max) {
+  constexpr double kMinusInf = -std::numeric_limits<double>::infinity();
+  auto insert = [&](size_t size, size_t i, double v) {
+    size_t pos = size == k ? k - 1 : size;
+    while (pos > 0 && v > bk[pos - 1]) {
+      bk[pos] = bk[pos - 1];
+      bi[pos] = bi[pos - 1];
+      --pos;
+    }
+    bk[pos] = v;
+    bi[pos] = static_cast<int32_t>(i);
+  };
+  const size_t blocks = d / kScanBlock;  // whole blocks; the tail is always visited
+  double threshold = kMinusInf;
+  if (blocks >= 2 * k) {
+    for (size_t g = 0; g < blocks; ++g) {
+      const double* xb = x + g * kScanBlock;
+      double m = kMinusInf;
+#pragma omp simd reduction(max : m)
+      for (size_t j = 0; j < kScanBlock; ++j) {
+        const double v = sign * xb[j];
+        m = v > m ? v : m;  // a NaN key is skipped
+      }
+      block_max[g] = m;
+    }
+    // T = the k-th largest block maximum (the k-buffer over the maxima; keys only).
+    size_t size = 0;
+    for (size_t g = 0; g < blocks; ++g) {
+      const double v = block_max[g];
+      if (size == k && !(v > bk[k - 1])) continue;
+      size_t pos = size == k ? k - 1 : size++;
+      while (pos > 0 && v > bk[pos - 1]) {
+        bk[pos] = bk[pos - 1];
+        --pos;
+      }
+      bk[pos] = v;
+    }
+    threshold = bk[k - 1];
+  }
+  size_t size = 0;
+  auto visit = [&](size_t i) {
+    double v = sign * x[i];
+    if (std::isnan(v)) v = kMinusInf;
+    if (size < k) {
+      insert(size++, i, v);
+    } else if (v > bk[k - 1]) {
+      insert(k, i, v);
+    }
+  };
+  if (threshold == kMinusInf) {  // no useful bound (small d, or −∞ / NaN keys): visit all
+    for (size_t i = 0; i < d; ++i) visit(i);
+    return;
+  }
+  for (size_t g = 0; g < blocks; ++g) {
+    if (!(block_max[g] >= threshold)) continue;
+    for (size_t i = g * kScanBlock; i < (g + 1) * kScanBlock; ++i) {
+      if (sign * x[i] >= threshold) visit(i);
+    }
+  }
+  for (size_t i = blocks * kScanBlock; i < d; ++i) {
+    if (sign * x[i] >= threshold) visit(i);
+  }
+}
+
 struct TopKWorkspace final : OracleWorkspace {
-  explicit TopKWorkspace(size_t d) : key(d), order(d), chosen(d, 0), best_key(d), best_index(d) {}
+  explicit TopKWorkspace(size_t d)
+      : key(d), order(d), chosen(d, 0), best_key(d), best_index(d), block_max(d / 16 + 1) {}
   std::vector<double> key;  // θ (MAXIMIZE) or −θ (MINIMIZE); NaN → −∞; larger is better
   std::vector<int32_t> order;   // indices; the first k are the chosen ones after selection
   std::vector<uint8_t> chosen;  // all zero between solves
   // The scan's buffer: the best keys so far in decreasing (key, −index) order.
   std::vector<double> best_key;
   std::vector<int32_t> best_index;
+  std::vector<double> block_max;  // the scan's maxima of blocks of 16 keys
 };
 
 }  // namespace
@@ -54,35 +136,20 @@ int64_t TopKOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspace,
   y.Clear();
   const size_t d = theta.size();
   const double sign = sense_ == Sense::kMaximize ? 1.0 : -1.0;
-  // Negation is exact, so MINIMIZE(θ) is MAXIMIZE(−θ) bit for bit. Mapping NaN to −∞ keeps the
-  // comparator a strict weak order, which nth_element needs to stay in bounds.
-  for (size_t i = 0; i < d; ++i) {
-    const double v = sign * theta[i];
-    ws.key[i] = std::isnan(v) ? -std::numeric_limits<double>::infinity() : v;
-  }
   const size_t k = static_cast<size_t>(k_);
   if (k < d && k <= kScanMaxK) {
-    // Scan in index order: a later index enters only with a strictly larger key (the total
-    // order is key descending, then index ascending), and drops the current k-th.
-    const double* key = ws.key.data();
     double* bk = ws.best_key.data();
     int32_t* bi = ws.best_index.data();
-    size_t size = 0;
-    for (size_t i = 0; i < d; ++i) {
-      const double v = key[i];
-      if (size == k && !(v > bk[k - 1])) continue;
-      size_t pos = size == k ? k - 1 : size++;
-      while (pos > 0 && v > bk[pos - 1]) {
-        bk[pos] = bk[pos - 1];
-        bi[pos] = bi[pos - 1];
-        --pos;
-      }
-      bk[pos] = v;
-      bi[pos] = static_cast<int32_t>(i);
-    }
+    ScanTopK(theta.data(), d, sign, k, bk, bi, ws.block_max.data());
     std::sort(bi, bi + k);
     for (size_t j = 0; j < k; ++j) y.Push(bi[j], 1.0);
     return 0;
+  }
+  // Mapping NaN to −∞ keeps the comparator a strict weak order, which nth_element needs to
+  // stay in bounds.
+  for (size_t i = 0; i < d; ++i) {
+    const double v = sign * theta[i];
+    ws.key[i] = std::isnan(v) ? -std::numeric_limits<double>::infinity() : v;
   }
   if (k < d) {
     std::iota(ws.order.begin(), ws.order.end(), 0);

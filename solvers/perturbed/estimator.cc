@@ -16,8 +16,17 @@ constexpr int64_t kTargetItems = 64;
 constexpr double kMinItemWork = 50000.0;
 constexpr double kMaxPartialValues = 1 << 24;
 
+// Element-wise loops (no reductions, no contraction: the same bits at any vector width) get
+// AVX-512 / AVX2 clones on x86-64, chosen at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define PERTURBD_ESTIMATOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PERTURBD_ESTIMATOR_CLONES
+#endif
+
 // η = θ + εZ or θ ⊙ w with w = exp(εZ − ε²/2), rounded to θ's dtype; one loop per case so
 // that each vectorises.
+PERTURBD_ESTIMATOR_CLONES
 void FormEta(const EstimatorPlan& plan, const double* __restrict theta, const double* __restrict z,
              double* __restrict w, double* __restrict eta, size_t d) {
   const double eps = plan.epsilon;
@@ -43,12 +52,44 @@ void FormEta(const EstimatorPlan& plan, const double* __restrict theta, const do
   }
 }
 
+PERTURBD_ESTIMATOR_CLONES
 void AddScaled(absl::Span<double> acc, double scale, absl::Span<const double> x) {
   double* __restrict a = acc.data();
   const double* __restrict v = x.data();
   const size_t n = acc.size();
 #pragma omp simd
   for (size_t i = 0; i < n; ++i) a[i] += scale * v[i];
+}
+
+// ⟨a, b⟩ with eight fixed partial sums (lane l adds the terms i ≡ l mod 8 in order, then the
+// eight are added in order): the same bits on every CPU and for any thread count, and no
+// single latency chain of d additions.
+double DotVector(const double* __restrict a, const double* __restrict b, size_t n) {
+  double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+#pragma omp simd
+    for (size_t l = 0; l < 8; ++l) acc[l] += a[i + l] * b[i + l];
+  }
+  for (size_t l = 0; i + l < n; ++l) acc[l] += a[i + l] * b[i + l];
+  double s = 0.0;
+  for (size_t l = 0; l < 8; ++l) s += acc[l];
+  return s;
+}
+
+// acc += scale·x and sum += x in one pass (the same per-element arithmetic as two AddScaled).
+PERTURBD_ESTIMATOR_CLONES
+void AddScaledAndSum(absl::Span<double> acc, absl::Span<double> sum, double scale,
+                     absl::Span<const double> x) {
+  double* __restrict a = acc.data();
+  double* __restrict t = sum.data();
+  const double* __restrict v = x.data();
+  const size_t n = acc.size();
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) {
+    a[i] += scale * v[i];
+    t[i] += 1.0 * v[i];
+  }
 }
 
 void AddTo(std::vector<double>& acc, const std::vector<double>& x) {
@@ -172,7 +213,9 @@ absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const
                                                 std::vector<double>& grad, EstimatorSums& sums,
                                                 double* sample_out, double* s_out) {
   const size_t d = static_cast<size_t>(plan.dimension);
-  FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad));
+  // ∇ν only feeds the Jacobian and the VJP: a plain forward pass skips it.
+  const bool derivative = plan.jacobian || plan.vjp;
+  FillNoise(row, absl::MakeSpan(z_), derivative ? absl::MakeSpan(grad) : absl::Span<double>());
 
   // η in θ's dtype (DESIGN §5): computed in double, rounded once.
   FormEta(plan, theta.data(), z_.data(), w_.data(), eta_.data(), d);
@@ -187,14 +230,13 @@ absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const
     for (size_t k = 0; k < y.size(); ++k) sums.sum_unit2[y.index(k)] += y.value(k) * y.value(k);
   }
   if (plan.fenchel_young) {
-    double t_dot_eta = 0.0;
-    for (size_t i = 0; i < d; ++i) t_dot_eta += targets[i] * eta_[i];
+    const double t_dot_eta = DotVector(targets.data(), eta_.data(), d);
     sums.loss += plan.sense == Sense::kMaximize ? y_dot_eta - t_dot_eta : t_dot_eta - y_dot_eta;
     if (plan.perturbation == Perturbation::kMultiplicative) {
       for (size_t k = 0; k < y.size(); ++k) sums.sum_wy[y.index(k)] += w_[y.index(k)] * y.value(k);
     }
   }
-  if (plan.need_grad_sum) AddScaled(absl::MakeSpan(sums.sum_grad), 1.0, grad);
+  if (plan.need_grad_sum && !plan.vjp) AddScaled(absl::MakeSpan(sums.sum_grad), 1.0, grad);
   if (plan.jacobian) {
     for (size_t k = 0; k < y.size(); ++k) {
       AddScaled(absl::MakeSpan(sums.syg).subspan(static_cast<size_t>(y.index(k)) * d, d),
@@ -203,7 +245,11 @@ absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const
   }
   if (plan.vjp) {
     const double s = y.Dot(cotangent);
-    AddScaled(absl::MakeSpan(sums.ssg), s, grad);
+    if (plan.need_grad_sum) {
+      AddScaledAndSum(absl::MakeSpan(sums.ssg), absl::MakeSpan(sums.sum_grad), s, grad);
+    } else {
+      AddScaled(absl::MakeSpan(sums.ssg), s, grad);
+    }
     sums.sum_s += s;
     *s_out = s;
   }

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#endif
+
 namespace perturbd {
 namespace {
 
@@ -26,25 +30,119 @@ struct Planes {
   alignas(64) double v[4][kChunkQuads];
 };
 
-// u[p][j] = uniform of lane p of quad q0 + j (with the GUMBEL antithetic complement).
+// The Philox words of a chunk, planar: w.v[p][j] = word p of quad q0 + j, for j < nq rounded
+// up to a multiple of 16 (≤ kChunkQuads; the extra quads are computed and ignored).
+struct Words {
+  alignas(64) uint32_t v[4][kChunkQuads];
+};
+
+// The portable kernel (and the AVX2 / baseline clones): Philox4x32_10 per quad.
 PERTURBD_VECTOR_CLONES
-void PhiloxUniforms(const NoiseRow& row, uint32_t q0, size_t nq, uint32_t complement, Planes& u) {
+void PhiloxWordsGeneric(const NoiseRow& row, uint32_t q0, size_t nq, Words& w) {
   const uint32_t draw = row.antithetic ? row.sample / 2 : row.sample;
   const uint32_t tag = static_cast<uint32_t>(row.distribution);
   const uint32_t k0 = static_cast<uint32_t>(row.key), k1 = static_cast<uint32_t>(row.key >> 32);
-  double* __restrict u0 = u.v[0];
-  double* __restrict u1 = u.v[1];
-  double* __restrict u2 = u.v[2];
-  double* __restrict u3 = u.v[3];
+  uint32_t* __restrict w0 = w.v[0];
+  uint32_t* __restrict w1 = w.v[1];
+  uint32_t* __restrict w2 = w.v[2];
+  uint32_t* __restrict w3 = w.v[3];
 #pragma omp simd
   for (size_t j = 0; j < nq; ++j) {
     const PhiloxBlock b =
         Philox4x32_10(q0 + static_cast<uint32_t>(j), draw, row.instance, tag, k0, k1);
-    u0[j] = noise_internal::UniformOpen(b.x[0] ^ complement);
-    u1[j] = noise_internal::UniformOpen(b.x[1] ^ complement);
-    u2[j] = noise_internal::UniformOpen(b.x[2] ^ complement);
-    u3[j] = noise_internal::UniformOpen(b.x[3] ^ complement);
+    w0[j] = b.x[0];
+    w1[j] = b.x[1];
+    w2[j] = b.x[2];
+    w3[j] = b.x[3];
   }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#define PERTURBD_PHILOX_AVX512 1
+// GCC 12 reports its own intrinsics' passthrough operands as maybe-uninitialized here (a known
+// false positive of the *_mask builtins behind _mm512_mul_epu32 and the shifts).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// AVX-512F: sixteen quads per vector, each 32×32→64 product as two vpmuludq (even and odd
+// lanes) — integer arithmetic, so the same bits as Philox4x32_10 (the tests compare them).
+__attribute__((target("avx512f"))) void PhiloxWordsAvx512(const NoiseRow& row, uint32_t q0,
+                                                          size_t nq, Words& w) {
+  using philox_internal::kMul0;
+  using philox_internal::kMul1;
+  using philox_internal::kWeyl0;
+  using philox_internal::kWeyl1;
+  const uint32_t draw = row.antithetic ? row.sample / 2 : row.sample;
+  const uint32_t tag = static_cast<uint32_t>(row.distribution);
+  const uint32_t key0 = static_cast<uint32_t>(row.key);
+  const uint32_t key1 = static_cast<uint32_t>(row.key >> 32);
+  const __m512i mul0 = _mm512_set1_epi32(static_cast<int>(kMul0));
+  const __m512i mul1 = _mm512_set1_epi32(static_cast<int>(kMul1));
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  constexpr __mmask16 kOdd = 0xAAAA;
+  for (size_t j = 0; j < nq; j += 16) {
+    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(q0 + j)), lanes);
+    __m512i c1 = _mm512_set1_epi32(static_cast<int>(draw));
+    __m512i c2 = _mm512_set1_epi32(static_cast<int>(row.instance));
+    __m512i c3 = _mm512_set1_epi32(static_cast<int>(tag));
+    uint32_t k0 = key0, k1 = key1;
+    for (int r = 0; r < 10; ++r) {
+      if (r > 0) {
+        k0 += kWeyl0;
+        k1 += kWeyl1;
+      }
+      // p0 = kMul0 · c0, p1 = kMul1 · c2 (64-bit), split into hi / lo per 32-bit lane.
+      const __m512i p0e = _mm512_mul_epu32(c0, mul0);
+      const __m512i p0o = _mm512_mul_epu32(_mm512_srli_epi64(c0, 32), mul0);
+      const __m512i p1e = _mm512_mul_epu32(c2, mul1);
+      const __m512i p1o = _mm512_mul_epu32(_mm512_srli_epi64(c2, 32), mul1);
+      const __m512i lo0 = _mm512_mask_blend_epi32(kOdd, p0e, _mm512_slli_epi64(p0o, 32));
+      const __m512i hi0 = _mm512_mask_blend_epi32(kOdd, _mm512_srli_epi64(p0e, 32), p0o);
+      const __m512i lo1 = _mm512_mask_blend_epi32(kOdd, p1e, _mm512_slli_epi64(p1o, 32));
+      const __m512i hi1 = _mm512_mask_blend_epi32(kOdd, _mm512_srli_epi64(p1e, 32), p1o);
+      const __m512i n0 =
+          _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+      const __m512i n2 =
+          _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+      c0 = n0;
+      c1 = lo1;
+      c2 = n2;
+      c3 = lo0;
+    }
+    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[0][j]), c0);
+    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[1][j]), c1);
+    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[2][j]), c2);
+    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[3][j]), c3);
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
+void PhiloxWords(const NoiseRow& row, uint32_t q0, size_t nq, Words& w) {
+#ifdef PERTURBD_PHILOX_AVX512
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512) {
+    PhiloxWordsAvx512(row, q0, nq, w);
+    return;
+  }
+#endif
+  PhiloxWordsGeneric(row, q0, nq, w);
+}
+
+// u[p][j] = uniform of lane p of quad q0 + j (with the GUMBEL antithetic complement).
+PERTURBD_VECTOR_CLONES
+void WordsToUniforms(const Words& w, size_t nq, uint32_t complement, Planes& u) {
+  for (int p = 0; p < 4; ++p) {
+    const uint32_t* __restrict wp = w.v[p];
+    double* __restrict up = u.v[p];
+#pragma omp simd
+    for (size_t j = 0; j < nq; ++j) up[j] = noise_internal::UniformOpen(wp[j] ^ complement);
+  }
+}
+
+void PhiloxUniforms(const NoiseRow& row, uint32_t q0, size_t nq, uint32_t complement, Planes& u) {
+  Words w;
+  PhiloxWords(row, q0, nq, w);
+  WordsToUniforms(w, nq, complement, u);
 }
 
 PERTURBD_VECTOR_CLONES
@@ -75,14 +173,66 @@ void GumbelPlanes(const Planes& u, size_t nq, Planes& z, Planes& grad) {
   }
 }
 
+// Single precision (NoiseRow::single): float planes, twice the lanes per vector.
+struct PlanesF {
+  alignas(64) float v[4][kChunkQuads];
+};
+
+PERTURBD_VECTOR_CLONES
+void WordsToUniformsF(const Words& w, size_t nq, uint32_t complement, PlanesF& u) {
+  for (int p = 0; p < 4; ++p) {
+    const uint32_t* __restrict wp = w.v[p];
+    float* __restrict up = u.v[p];
+#pragma omp simd
+    for (size_t j = 0; j < nq; ++j) up[j] = noise_internal::UniformOpenF(wp[j] ^ complement);
+  }
+}
+
+void PhiloxUniformsF(const NoiseRow& row, uint32_t q0, size_t nq, uint32_t complement,
+                     PlanesF& u) {
+  Words w;
+  PhiloxWords(row, q0, nq, w);
+  WordsToUniformsF(w, nq, complement, u);
+}
+
+PERTURBD_VECTOR_CLONES
+void NormalPlanesF(const PlanesF& u, size_t nq, float sign, PlanesF& z) {
+  const float* __restrict u0 = u.v[0];
+  const float* __restrict u1 = u.v[1];
+  const float* __restrict u2 = u.v[2];
+  const float* __restrict u3 = u.v[3];
+  float* __restrict z0 = z.v[0];
+  float* __restrict z1 = z.v[1];
+  float* __restrict z2 = z.v[2];
+  float* __restrict z3 = z.v[3];
+#pragma omp simd
+  for (size_t j = 0; j < nq; ++j) {
+    noise_internal::BoxMullerF(u0[j], u1[j], sign, z0[j], z1[j]);
+    noise_internal::BoxMullerF(u2[j], u3[j], sign, z2[j], z3[j]);
+  }
+}
+
+PERTURBD_VECTOR_CLONES
+void GumbelPlanesF(const PlanesF& u, size_t nq, PlanesF& z, PlanesF& grad) {
+  for (int p = 0; p < 4; ++p) {
+    const float* __restrict up = u.v[p];
+    float* __restrict zp = z.v[p];
+    float* __restrict gp = grad.v[p];
+#pragma omp simd
+    for (size_t j = 0; j < nq; ++j) noise_internal::GumbelF(up[j], zp[j], gp[j]);
+  }
+}
+
 // out[32g + 8p + j] = planes.v[p][8g + j]: the first `count` coordinates of a chunk.
-void CopyBlocks(const Planes& planes, size_t count, double* __restrict out) {
+template <typename P>
+void CopyBlocks(const P& planes, size_t count, double* __restrict out) {
   constexpr size_t kBlock = 4 * kBlockQuads;
   size_t g = 0;
   for (; (g + 1) * kBlock <= count; ++g) {  // whole blocks: fixed-size copies
     for (size_t p = 0; p < 4; ++p) {
-      std::memcpy(out + g * kBlock + p * kBlockQuads, &planes.v[p][g * kBlockQuads],
-                  kBlockQuads * sizeof(double));
+      double* __restrict o = out + g * kBlock + p * kBlockQuads;
+      const auto* __restrict v = &planes.v[p][g * kBlockQuads];
+      for (size_t j = 0; j < kBlockQuads; ++j) o[j] = static_cast<double>(v[j]);
     }
   }
   for (size_t i = g * kBlock; i < count; ++i) {  // the ragged tail
@@ -90,13 +240,45 @@ void CopyBlocks(const Planes& planes, size_t count, double* __restrict out) {
   }
 }
 
+// FillNoise for row.single: the chunk loop of FillNoise on float planes.
+void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu) {
+  PlanesF u, zp, gp;
+  const size_t d = z.size();
+  const bool flip = NoiseFlipped(row);
+  const bool normal = row.distribution == NoiseDistribution::kNormal;
+  const bool want_grad = !grad_nu.empty();
+  constexpr size_t kChunk = 4 * kChunkQuads;
+  for (size_t start = 0; start < d; start += kChunk) {
+    const size_t count = std::min(kChunk, d - start);
+    const size_t full_blocks = count / (4 * kBlockQuads);
+    const size_t rest = count - full_blocks * 4 * kBlockQuads;
+    const size_t quads = full_blocks * kBlockQuads + std::min(kBlockQuads, rest);
+    PhiloxUniformsF(row, static_cast<uint32_t>(start / 4), quads,
+                    flip && !normal ? 0xFFFFFFFFu : 0u, u);
+    if (normal) {
+      NormalPlanesF(u, quads, flip ? -1.0f : 1.0f, zp);
+      CopyBlocks(zp, count, z.data() + start);
+      if (want_grad) CopyBlocks(zp, count, grad_nu.data() + start);
+    } else {
+      GumbelPlanesF(u, quads, zp, gp);
+      CopyBlocks(zp, count, z.data() + start);
+      if (want_grad) CopyBlocks(gp, count, grad_nu.data() + start);
+    }
+  }
+}
+
 }  // namespace
 
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu) {
+  if (row.single) {
+    FillNoiseSingle(row, z, grad_nu);
+    return;
+  }
   Planes u, zp, gp;
   const size_t d = z.size();
   const bool flip = NoiseFlipped(row);
   const bool normal = row.distribution == NoiseDistribution::kNormal;
+  const bool want_grad = !grad_nu.empty();
   constexpr size_t kChunk = 4 * kChunkQuads;
   for (size_t start = 0; start < d; start += kChunk) {
     const size_t count = std::min(kChunk, d - start);
@@ -111,11 +293,11 @@ void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> gra
     if (normal) {
       NormalPlanes(u, quads, flip ? -1.0 : 1.0, zp);
       CopyBlocks(zp, count, z.data() + start);
-      CopyBlocks(zp, count, grad_nu.data() + start);
+      if (want_grad) CopyBlocks(zp, count, grad_nu.data() + start);
     } else {
       GumbelPlanes(u, quads, zp, gp);
       CopyBlocks(zp, count, z.data() + start);
-      CopyBlocks(gp, count, grad_nu.data() + start);
+      if (want_grad) CopyBlocks(gp, count, grad_nu.data() + start);
     }
   }
 }

@@ -14,6 +14,9 @@
 //   GUMBEL  Z = −ln(−ln u) (standard Gumbel, mean γ);  ∇ν(Z) = 1 − e^{−Z} = 1 + ln u
 // Antithetic pairs: sample 2k+1 takes −Z of sample 2k (NORMAL), or 1 − u (GUMBEL, which is the
 // uniform of the complemented word ~x, exactly).
+// Single precision (NoiseRow::single, what every request uses; design-notes.md): the same
+// words and formulas in float, u = (2·(x >> 9) + 1)·2⁻²⁴ (exact in float, ~x still gives 1 − u),
+// noise_math's LogF / SinCos2PiF; Z and ∇ν are floats widened to double.
 // The per-element functions are PERTURBD_HOST_DEVICE so the CUDA backend shares them.
 #ifndef PERTURBD_SOLVERS_PERTURBED_NOISE_H_
 #define PERTURBD_SOLVERS_PERTURBED_NOISE_H_
@@ -36,6 +39,9 @@ struct NoiseRow {
   uint32_t sample = 0;    // m
   bool antithetic = false;
   NoiseDistribution distribution = NoiseDistribution::kNormal;
+  // Single precision: float transforms of the Philox words (see the header comment); every
+  // request sets it (design-notes.md). False: the double transforms.
+  bool single = false;
 };
 
 namespace noise_internal {
@@ -64,6 +70,26 @@ PERTURBD_HOST_DEVICE void Gumbel(double u, double& z, double& grad_nu) {
   z = -noise_math::Log(-log_u);
   grad_nu = 1.0 + log_u;
 }
+
+// Single precision (row.single). u = (2·(x >> 9) + 1)·2⁻²⁴ ∈ [2⁻²⁴, 1 − 2⁻²⁴]: exact in float,
+// and the complemented word ~x gives exactly 1 − u (GUMBEL antithetic pairs).
+PERTURBD_HOST_DEVICE float UniformOpenF(uint32_t x) {
+  return static_cast<float>(static_cast<int32_t>(((x >> 9) << 1) | 1u)) * 5.9604644775390625e-8f;
+}
+
+PERTURBD_HOST_DEVICE void BoxMullerF(float u0, float u1, float sign, float& z0, float& z1) {
+  const float radius = std::sqrt(-2.0f * noise_math::LogF(u0));
+  float s, c;
+  noise_math::SinCos2PiF(u1, s, c);
+  z0 = sign * (radius * c);
+  z1 = sign * (radius * s);
+}
+
+PERTURBD_HOST_DEVICE void GumbelF(float u, float& z, float& grad_nu) {
+  const float log_u = noise_math::LogF(u);  // < 0
+  z = -noise_math::LogF(-log_u);
+  grad_nu = 1.0f + log_u;
+}
 }  // namespace noise_internal
 
 // Coordinate ↔ (quad, lane) map of the header comment.
@@ -91,6 +117,25 @@ PERTURBD_HOST_DEVICE void NoiseQuad(const NoiseRow& row, uint32_t q, double z[4]
                                     double grad_nu[4]) {
   const PhiloxBlock r = NoiseBlock(row, q);
   const bool flip = NoiseFlipped(row);
+  if (row.single) {
+    using noise_internal::UniformOpenF;
+    float zf[4], gf[4];
+    if (row.distribution == NoiseDistribution::kNormal) {
+      const float sign = flip ? -1.0f : 1.0f;
+      noise_internal::BoxMullerF(UniformOpenF(r.x[0]), UniformOpenF(r.x[1]), sign, zf[0], zf[1]);
+      noise_internal::BoxMullerF(UniformOpenF(r.x[2]), UniformOpenF(r.x[3]), sign, zf[2], zf[3]);
+      for (int p = 0; p < 4; ++p) gf[p] = zf[p];
+    } else {
+      for (int p = 0; p < 4; ++p) {
+        noise_internal::GumbelF(UniformOpenF(flip ? ~r.x[p] : r.x[p]), zf[p], gf[p]);
+      }
+    }
+    for (int p = 0; p < 4; ++p) {
+      z[p] = zf[p];
+      grad_nu[p] = gf[p];
+    }
+    return;
+  }
   if (row.distribution == NoiseDistribution::kNormal) {
     using noise_internal::UniformOpen;
     const double sign = flip ? -1.0 : 1.0;
@@ -106,7 +151,45 @@ PERTURBD_HOST_DEVICE void NoiseQuad(const NoiseRow& row, uint32_t q, double z[4]
   }
 }
 
-// Fills z[i] = Z[row, i] and grad_nu[i] = ∇ν(Z[row, i]) for i = 0 .. z.size()−1.
+// Z[row, i] and ∇ν(Z[row, i]) for one coordinate i: the lane of NoiseQuad's quad computed
+// alone (one Box–Muller pair or one Gumbel), the same bits. The GPU pipeline's per-coordinate
+// steps use it.
+PERTURBD_HOST_DEVICE void NoiseLane(const NoiseRow& row, uint32_t i, double& z, double& grad_nu) {
+  const PhiloxBlock r = NoiseBlock(row, NoiseQuadOf(i));
+  const uint32_t p = NoiseLaneOf(i);
+  const bool flip = NoiseFlipped(row);
+  const bool second_pair = p >= 2u;
+  const uint32_t x0 = second_pair ? r.x[2] : r.x[0];
+  const uint32_t x1 = second_pair ? r.x[3] : r.x[1];
+  const uint32_t x = p == 0u ? r.x[0] : p == 1u ? r.x[1] : p == 2u ? r.x[2] : r.x[3];
+  if (row.single) {
+    using noise_internal::UniformOpenF;
+    float zf, gf;
+    if (row.distribution == NoiseDistribution::kNormal) {
+      float z0, z1;
+      noise_internal::BoxMullerF(UniformOpenF(x0), UniformOpenF(x1), flip ? -1.0f : 1.0f, z0, z1);
+      zf = (p & 1u) != 0u ? z1 : z0;
+      gf = zf;
+    } else {
+      noise_internal::GumbelF(UniformOpenF(flip ? ~x : x), zf, gf);
+    }
+    z = zf;
+    grad_nu = gf;
+    return;
+  }
+  if (row.distribution == NoiseDistribution::kNormal) {
+    using noise_internal::UniformOpen;
+    double z0, z1;
+    noise_internal::BoxMuller(UniformOpen(x0), UniformOpen(x1), flip ? -1.0 : 1.0, z0, z1);
+    z = (p & 1u) != 0u ? z1 : z0;
+    grad_nu = z;
+  } else {
+    noise_internal::Gumbel(noise_internal::UniformOpen(flip ? ~x : x), z, grad_nu);
+  }
+}
+
+// Fills z[i] = Z[row, i] and grad_nu[i] = ∇ν(Z[row, i]) for i = 0 .. z.size()−1. An empty
+// grad_nu skips ∇ν (a forward pass without derivatives does not need it).
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu);
 
 }  // namespace perturbd

@@ -105,6 +105,78 @@ PERTURBD_HOST_DEVICE void SinCos2Pi(double u, double& s, double& c) {
   c = plus ? -s1 : (minus ? s1 : c1);
 }
 
+// ---- single precision (the noise of every request; see noise.h) ----
+
+PERTURBD_HOST_DEVICE uint32_t FloatBits(float x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint32_t>(__float_as_uint(x));
+#else
+  uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+#endif
+}
+
+PERTURBD_HOST_DEVICE float BitsFloat(uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(b);
+#else
+  float x;
+  std::memcpy(&x, &b, sizeof x);
+  return x;
+#endif
+}
+
+// ln x in float for a positive, normal, finite float x: the reduction of Log with
+// |f| ≤ 0.1716 and five terms of 2 atanh f (the next one is below 2⁻²⁸ relative).
+PERTURBD_HOST_DEVICE float LogF(float x) {
+  const uint32_t bits = FloatBits(x);
+  // The biased exponent as a float without an int→float conversion: 2²³ + e_biased − 2²³.
+  float e = BitsFloat((bits >> 23) | 0x4B000000u) - 8388608.0f - 127.0f;
+  float m = BitsFloat((bits & 0x007FFFFFu) | 0x3F800000u);  // [1, 2)
+  const bool big = m > 1.41421356f;
+  m = big ? m * 0.5f : m;
+  e = big ? e + 1.0f : e;
+  const float f = (m - 1.0f) / (m + 1.0f);
+  const float f2 = f * f;
+  float p = 2.0f / 9.0f;
+  p = p * f2 + 2.0f / 7.0f;
+  p = p * f2 + 2.0f / 5.0f;
+  p = p * f2 + 2.0f / 3.0f;
+  p = p * f2 + 2.0f;
+  constexpr float kLn2Hi = 6.93145752e-01f;  // 0x3F317200: e · kLn2Hi is exact for |e| < 2⁸
+  constexpr float kLn2Lo = 1.42860677e-06f;  // 0x35BFBE8E
+  return e * kLn2Hi + (f * p + e * kLn2Lo);
+}
+
+// sin(2πu) and cos(2πu) in float for u ∈ [0, 1]: SinCos2Pi's reduction (exact in float for
+// the uniforms of noise.h, multiples of 2⁻²⁴), Taylor series to a⁹ / a¹⁰.
+PERTURBD_HOST_DEVICE void SinCos2PiF(float u, float& s, float& c) {
+  const float v = u >= 0.5f ? u - 1.0f : u;                   // [−½, ½), exact
+  const float q = (4.0f * v + 12582912.0f) - 12582912.0f;    // round(4v) ∈ {−2, …, 2}
+  const float w = v - 0.25f * q;                              // exact, |w| ≤ 1/8
+  const float a = 6.28318530717958647692f * w;
+  const float a2 = a * a;
+  float sp = 1.0f / 362880.0f;  // 1/9!
+  sp = sp * a2 - 1.0f / 5040.0f;
+  sp = sp * a2 + 1.0f / 120.0f;
+  sp = sp * a2 - 1.0f / 6.0f;
+  const float sin_a = a + a * (a2 * sp);
+  float cp = -1.0f / 3628800.0f;  // −1/10!
+  cp = cp * a2 + 1.0f / 40320.0f;
+  cp = cp * a2 - 1.0f / 720.0f;
+  cp = cp * a2 + 1.0f / 24.0f;
+  cp = cp * a2 - 0.5f;
+  const float cos_a = 1.0f + a2 * cp;
+  const bool half_turn = q == 2.0f || q == -2.0f;
+  const float s1 = half_turn ? -sin_a : sin_a;
+  const float c1 = half_turn ? -cos_a : cos_a;
+  const bool plus = q == 1.0f;
+  const bool minus = q == -1.0f;
+  s = plus ? c1 : (minus ? -c1 : s1);
+  c = plus ? -s1 : (minus ? s1 : c1);
+}
+
 }  // namespace noise_math
 }  // namespace perturbd
 

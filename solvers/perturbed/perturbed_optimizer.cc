@@ -59,6 +59,9 @@ struct RunState {
     row.instance = seeds.empty() ? static_cast<uint32_t>(b) : 0u;
     row.antithetic = request.noise.antithetic;
     row.distribution = request.noise.distribution;
+    // Float transforms for every dtype, so that Z depends on (seed, b, m, i, distribution)
+    // only, as DESIGN §2 requires (design-notes.md, Noise).
+    row.single = true;
     return row;
   }
 

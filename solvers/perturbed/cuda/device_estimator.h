@@ -29,26 +29,10 @@
 
 namespace perturbd::gpu_internal {
 
-// Z[row, i] and ∇ν(Z[row, i]) for one coordinate: the lane of NoiseQuad's quad, computed the
-// same way (the Box–Muller pair of the lane, or the lane's Gumbel), so the bits equal
-// FillNoise's.
+// Z[row, i] and ∇ν(Z[row, i]) for one coordinate: NoiseLane (noise.h), the lane of
+// NoiseQuad's quad computed alone in the row's precision, so the bits equal FillNoise's.
 PERTURBD_HOST_DEVICE void NoiseAt(const NoiseRow& row, uint32_t i, double& z, double& grad_nu) {
-  const PhiloxBlock r = NoiseBlock(row, NoiseQuadOf(i));
-  const uint32_t p = NoiseLaneOf(i);
-  const bool flip = NoiseFlipped(row);
-  if (row.distribution == NoiseDistribution::kNormal) {
-    using noise_internal::UniformOpen;
-    const bool second_pair = p >= 2u;
-    const uint32_t x0 = second_pair ? r.x[2] : r.x[0];
-    const uint32_t x1 = second_pair ? r.x[3] : r.x[1];
-    double z0, z1;
-    noise_internal::BoxMuller(UniformOpen(x0), UniformOpen(x1), flip ? -1.0 : 1.0, z0, z1);
-    z = (p & 1u) != 0u ? z1 : z0;
-    grad_nu = z;
-  } else {
-    const uint32_t x = p == 0u ? r.x[0] : p == 1u ? r.x[1] : p == 2u ? r.x[2] : r.x[3];
-    noise_internal::Gumbel(noise_internal::UniformOpen(flip ? ~x : x), z, grad_nu);
-  }
+  NoiseLane(row, i, z, grad_nu);
 }
 
 // w = exp(εZ − ε²/2), the multiplicative weight (∂η/∂θ), as estimator.cc's FormEta writes it.
@@ -70,6 +54,7 @@ struct NoiseSource {
   bool instance_seeds = false;     // instance counter 0 instead of b
   bool antithetic = false;
   NoiseDistribution distribution = NoiseDistribution::kNormal;
+  bool single = false;  // single-precision noise (NoiseRow::single; every request sets it)
 
   PERTURBD_HOST_DEVICE NoiseRow Row(int64_t b, int64_t m) const {
     NoiseRow row;
@@ -78,6 +63,7 @@ struct NoiseSource {
     row.sample = static_cast<uint32_t>(m);
     row.antithetic = antithetic;
     row.distribution = distribution;
+    row.single = single;
     return row;
   }
 };

@@ -270,6 +270,7 @@ absl::StatusOr<PerturbedResult> RunPipeline(Launcher& launcher, const PerturbedR
   noise.instance_seeds = !seeds.empty();
   noise.antithetic = plan.antithetic;
   noise.distribution = plan.distribution;
+  noise.single = true;  // same noise as the CPU's RowBase: float transforms for every dtype
 
   for (int64_t m0 = 0; m0 < M; m0 += shape.chunk) {
     const int64_t mc = std::min<int64_t>(shape.chunk, M - m0);

@@ -4,6 +4,7 @@
 #include <random>
 #include <vector>
 
+#include <limits>
 #include "gtest/gtest.h"
 #include "tests/unit/oracles/oracle_test_util.h"
 
@@ -89,6 +90,35 @@ TEST(ArgmaxOracle, MinimizeIsMaximizeOfNegatedScores) {
     std::vector<double> theta = oracle_test::IntegerVector(rng, 6, -3, 3);
     std::vector<double> negated = oracle_test::Negated(theta);
     EXPECT_EQ(SolveDense(*min, *ws, theta).y, SolveDense(*max, *ws, negated).y);
+  }
+}
+
+// The vector path (max, then the first index holding it) and the NaN fallback against a scan.
+TEST(ArgmaxOracle, LargeInstancesWithTiesNanAndSignedZerosMatchAScan) {
+  std::mt19937_64 rng(17);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (const int d : {1, 2, 9, 100, 1000, 1001}) {
+    for (Sense sense : oracle_test::kBothSenses) {
+      auto oracle = MakeOk(ArgmaxSpec{}, d, sense);
+      auto ws = oracle->NewWorkspace();
+      for (int instance = 0; instance < 4; ++instance) {
+        std::vector<double> theta = oracle_test::IntegerVector(rng, d, -3, 3);  // ties
+        if (instance == 1) {
+          for (double& v : theta) v = v == 0.0 && rng() % 2 == 0 ? -0.0 : v;
+        }
+        if (instance >= 2) theta[rng() % d] = nan;
+        if (instance == 3) theta[0] = nan;
+        size_t best = 0;
+        for (size_t i = 1; i < theta.size(); ++i) {
+          const bool better = sense == Sense::kMaximize ? theta[i] > theta[best]
+                                                        : theta[i] < theta[best];
+          if (better) best = i;
+        }
+        std::vector<double> expected(d, 0.0);
+        expected[best] = 1.0;
+        EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected) << "d=" << d << " " << instance;
+      }
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include <cmath>
 #include "gtest/gtest.h"
 #include "tests/unit/oracles/oracle_test_util.h"
 
@@ -115,6 +116,42 @@ TEST(RankingOracle, NanScoresKeepATotalOrder) {
   std::vector<double> y = SolveDense(*oracle, *ws, theta).y;
   std::sort(y.begin(), y.end());
   for (int r = 0; r < 40; ++r) EXPECT_EQ(y[r], r);  // still a permutation
+}
+
+// The counting path (d ≤ 192) and the sorting path against a stable sort: ties, NaN, ±∞, ±0.
+TEST(RankingOracle, CountingAndSortingMatchAStableSort) {
+  std::mt19937_64 rng(16);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const int d : {1, 2, 7, 15, 16, 17, 100, 191, 192, 193, 300}) {
+    for (Sense sense : oracle_test::kBothSenses) {
+      auto oracle = MakeOk(RankingSpec{}, d, sense);
+      auto ws = oracle->NewWorkspace();
+      for (int instance = 0; instance < 3; ++instance) {
+        std::vector<double> theta = oracle_test::IntegerVector(rng, d, -5, 5);
+        if (instance >= 1) {
+          theta[rng() % d] = nan;
+          theta[rng() % d] = inf;
+          theta[rng() % d] = -inf;
+          theta[rng() % d] = -0.0;
+        }
+        if (instance == 2) {
+          for (int i = 0; i < d; ++i) theta[i] += 0.001 * static_cast<double>(rng() % 1000);
+        }
+        const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
+        auto key = [&](int i) {
+          const double v = s * theta[i];
+          return std::isnan(v) ? -inf : v;
+        };
+        std::vector<int> order(d);
+        for (int i = 0; i < d; ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) < key(b); });
+        std::vector<double> expected(d, 0.0);
+        for (int r = 0; r < d; ++r) expected[order[r]] = r;
+        EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected) << "d=" << d;
+      }
+    }
+  }
 }
 
 TEST(RankingOracle, Metadata) {

@@ -1,6 +1,7 @@
 #include "solvers/oracles/top_k_oracle.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -134,6 +135,51 @@ TEST(TopKOracle, LargeInstanceMatchesSorting) {
         std::vector<double> expected(d, 0.0);
         for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
         EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected) << k;
+      }
+    }
+  }
+}
+
+// The scan's two-pass path (block maxima, then the blocks above the k-th of them) against a
+// stable sort, over sizes around the block size, with ties, NaN and infinities.
+TEST(TopKOracle, BlockSkippingScanMatchesSortingWithTiesNanAndInfinities) {
+  std::mt19937_64 rng(15);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const int d : {33, 320, 321, 335, 1000, 1500}) {
+    for (const int k : {1, 2, 10, 32}) {
+      if (k >= d) continue;
+      for (Sense sense : oracle_test::kBothSenses) {
+        auto oracle = MakeOk(TopKSpec{.k = static_cast<uint32_t>(k)}, d, sense);
+        auto ws = oracle->NewWorkspace();
+        for (int instance = 0; instance < 4; ++instance) {
+          std::vector<double> theta = oracle_test::IntegerVector(rng, d, 0, 20);
+          if (instance >= 1) {
+            for (int j = 0; j < d / 10; ++j) theta[rng() % d] = nan;
+          }
+          if (instance >= 2) {
+            theta[rng() % d] = inf;
+            theta[rng() % d] = -inf;
+          }
+          if (instance == 3) {  // mostly NaN: fewer than k finite scores in some blocks
+            for (int i = 0; i < d; ++i) {
+              if (rng() % 8 != 0) theta[i] = nan;
+            }
+          }
+          const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
+          auto key = [&](int i) {
+            const double v = s * theta[i];
+            return std::isnan(v) ? -inf : v;
+          };
+          std::vector<int> order(d);
+          for (int i = 0; i < d; ++i) order[i] = i;
+          std::stable_sort(order.begin(), order.end(),
+                           [&](int a, int b) { return key(a) > key(b); });
+          std::vector<double> expected(d, 0.0);
+          for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
+          EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected)
+              << "d=" << d << " k=" << k << " instance=" << instance;
+        }
       }
     }
   }

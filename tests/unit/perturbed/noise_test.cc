@@ -67,12 +67,17 @@ TEST(FillNoise, StreamsDifferByKeyInstanceSampleAndDistribution) {
 }
 
 // Moments over n variates: mean within 5 standard errors, variance within 5 of its own.
-void ExpectMoments(NoiseDistribution dist, double mean, double var, double fourth_central) {
+void ExpectMoments(NoiseDistribution dist, double mean, double var, double fourth_central,
+                   bool single = false) {
   const size_t d = 1000;
   const int rows = 200;
   double s = 0, s2 = 0;
   for (int m = 0; m < rows; ++m) {
-    NoiseRow row{.key = 9, .instance = 0, .sample = static_cast<uint32_t>(m), .distribution = dist};
+    NoiseRow row{.key = 9,
+                 .instance = 0,
+                 .sample = static_cast<uint32_t>(m),
+                 .distribution = dist,
+                 .single = single};
     for (double z : Draw(row, d)) {
       s += z;
       s2 += z * z;
@@ -164,6 +169,135 @@ TEST(FillNoise, VectorKernelEqualsScalarReferenceBitForBit) {
         ASSERT_EQ(g[i], gq[NoiseLaneOf(i)]) << i;
         ASSERT_EQ(NoiseCoordinate(NoiseQuadOf(i), NoiseLaneOf(i)), i);
       }
+    }
+  }
+}
+
+// ---- single precision (NoiseRow::single, the noise of FLOAT32 requests) ----
+
+TEST(FillNoiseSingle, NormalHasZeroMeanUnitVariance) {
+  ExpectMoments(NoiseDistribution::kNormal, 0.0, 1.0, 3.0, /*single=*/true);
+}
+
+TEST(FillNoiseSingle, GumbelHasMeanGammaVariancePiSquaredOverSix) {
+  const double pi = 3.14159265358979323846;
+  const double var = pi * pi / 6;
+  ExpectMoments(NoiseDistribution::kGumbel, 0.5772156649015329, var, 5.4 * var * var,
+                /*single=*/true);
+}
+
+TEST(FillNoiseSingle, ValuesAreFloatsAndDifferFromDoublePrecision) {
+  for (auto dist : {NoiseDistribution::kNormal, NoiseDistribution::kGumbel}) {
+    NoiseRow row{.key = 3, .sample = 2, .distribution = dist, .single = true};
+    const std::vector<double> z = Draw(row, 64);
+    NoiseRow dbl = row;
+    dbl.single = false;
+    const std::vector<double> zd = Draw(dbl, 64);
+    int differ = 0;
+    for (size_t i = 0; i < z.size(); ++i) {
+      EXPECT_EQ(z[i], static_cast<double>(static_cast<float>(z[i])));
+      // Same Philox words, so the same variate up to float precision (2⁻²³ uniforms).
+      EXPECT_NEAR(z[i], zd[i], 1e-4 * (1.0 + std::fabs(zd[i]))) << i;
+      differ += z[i] != zd[i] ? 1 : 0;
+    }
+    EXPECT_GT(differ, 0);
+  }
+}
+
+TEST(FillNoiseSingle, ScoreIsTheGradientOfNu) {
+  std::vector<double> g;
+  NoiseRow normal{.key = 5, .sample = 1, .single = true};
+  std::vector<double> z = Draw(normal, 9, &g);
+  for (size_t i = 0; i < z.size(); ++i) EXPECT_EQ(g[i], z[i]);
+  NoiseRow gumbel{.key = 5, .sample = 1, .distribution = NoiseDistribution::kGumbel, .single = true};
+  z = Draw(gumbel, 9, &g);
+  for (size_t i = 0; i < z.size(); ++i) EXPECT_NEAR(g[i], 1.0 - std::exp(-z[i]), 1e-6);
+}
+
+TEST(FillNoiseSingle, AntitheticPairsNegateNormalAndComplementGumbelUniforms) {
+  NoiseRow first{.key = 77, .sample = 4, .antithetic = true, .single = true};
+  NoiseRow second = first;
+  second.sample = 5;
+  const auto z0 = Draw(first, 11), z1 = Draw(second, 11);
+  for (size_t i = 0; i < z0.size(); ++i) EXPECT_EQ(z1[i], -z0[i]);
+  first.distribution = second.distribution = NoiseDistribution::kGumbel;
+  const auto g0 = Draw(first, 11), g1 = Draw(second, 11);
+  for (size_t i = 0; i < g0.size(); ++i) {
+    const double u0 = std::exp(-std::exp(-g0[i])), u1 = std::exp(-std::exp(-g1[i]));
+    EXPECT_NEAR(u0 + u1, 1.0, 1e-6);
+  }
+}
+
+TEST(NoiseMathSingle, UniformIsExactOddMultipleOfTwoToMinus24AndComplements) {
+  for (uint32_t x : {0u, 1u, 511u, 512u, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFE00u, 0xFFFFFFFFu,
+                     0x12345678u}) {
+    const float u = noise_internal::UniformOpenF(x);
+    const double expect = (2.0 * static_cast<double>(x >> 9) + 1.0) * 0x1p-24;
+    EXPECT_EQ(static_cast<double>(u), expect) << x;
+    EXPECT_GT(u, 0.0f);
+    EXPECT_LT(u, 1.0f);
+    EXPECT_EQ(static_cast<double>(noise_internal::UniformOpenF(~x)), 1.0 - expect) << x;
+  }
+}
+
+TEST(NoiseMathSingle, LogFMatchesLibmToAFewUlp) {
+  for (uint32_t k = 0; k < (1u << 23); k = k * 3 + 1) {
+    const float u = static_cast<float>(2 * k + 1) * 0x1p-24f;
+    const double ref = std::log(static_cast<double>(u));
+    EXPECT_NEAR(noise_math::LogF(u), ref, 3e-7 * std::fabs(ref) + 1e-37) << u;
+  }
+  for (float v : {1e-37f, 5.96e-8f, 0.1f, 0.5f, 0.9999999f, 1.0f, 1.5f, 2.0f, 16.6f, 1e10f}) {
+    const double ref = std::log(static_cast<double>(v));
+    EXPECT_NEAR(noise_math::LogF(v), ref, 3e-7 * std::fabs(ref) + 1e-37) << v;
+  }
+}
+
+TEST(NoiseMathSingle, SinCos2PiFMatchesLibm) {
+  for (int k = 0; k <= 4096; ++k) {
+    const float u = static_cast<float>(k) / 4096.0f;
+    float s, c;
+    noise_math::SinCos2PiF(u, s, c);
+    EXPECT_NEAR(s, std::sin(2 * M_PI * u), 3e-7) << u;
+    EXPECT_NEAR(c, std::cos(2 * M_PI * u), 3e-7) << u;
+  }
+}
+
+TEST(FillNoiseSingle, VectorKernelEqualsScalarReferencesBitForBit) {
+  for (auto dist : {NoiseDistribution::kNormal, NoiseDistribution::kGumbel}) {
+    for (bool antithetic : {false, true}) {
+      for (uint32_t sample : {2u, 3u}) {
+        NoiseRow row{.key = 0x123456789abcdefull,
+                     .instance = 5,
+                     .sample = sample,
+                     .antithetic = antithetic,
+                     .distribution = dist,
+                     .single = true};
+        const size_t d = 1500;  // several chunks and a ragged tail
+        std::vector<double> g;
+        const std::vector<double> z = Draw(row, d, &g);
+        for (uint32_t i = 0; i < d; ++i) {
+          double zq[4], gq[4];
+          NoiseQuad(row, NoiseQuadOf(i), zq, gq);
+          ASSERT_EQ(z[i], zq[NoiseLaneOf(i)]) << i;
+          ASSERT_EQ(g[i], gq[NoiseLaneOf(i)]) << i;
+          double zl, gl;
+          NoiseLane(row, i, zl, gl);
+          ASSERT_EQ(z[i], zl) << i;
+          ASSERT_EQ(g[i], gl) << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(FillNoise, EmptyScoreSpanGivesTheSameZ) {
+  for (bool single : {false, true}) {
+    for (auto dist : {NoiseDistribution::kNormal, NoiseDistribution::kGumbel}) {
+      NoiseRow row{.key = 11, .sample = 7, .distribution = dist, .single = single};
+      const std::vector<double> z = Draw(row, 777);
+      std::vector<double> z2(777);
+      FillNoise(row, absl::MakeSpan(z2), absl::Span<double>());
+      EXPECT_EQ(z, z2);
     }
   }
 }

@@ -318,7 +318,8 @@ TEST_F(PerturbedTest, JacobianMatchesItsDefinitionOnExplicitSamples) {
                          .instance = 0,
                          .sample = static_cast<uint32_t>(m),
                          .antithetic = antithetic,
-                         .distribution = dist};
+                         .distribution = dist,
+                         .single = true};  // RunPerturbed's noise: float transforms, any dtype
             FillNoise(row, absl::MakeSpan(z), absl::MakeSpan(grads[m]));
           }
           auto y = [&](int m, int64_t i) { return r.samples[m * d + i]; };

@@ -1,0 +1,15 @@
+// PERTURBD_ORACLE_VECTOR_CLONES: x86-64 builds compile the marked hot loops three times
+// (AVX-512, AVX2, baseline) and pick one at load time. The oracles' results do not depend on
+// the clone (comparisons and counts only, no floating-point arithmetic that could round
+// differently).
+#ifndef PERTURBD_SOLVERS_ORACLES_INTERNAL_VECTOR_CLONES_H_
+#define PERTURBD_SOLVERS_ORACLES_INTERNAL_VECTOR_CLONES_H_
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__) && \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define PERTURBD_ORACLE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define PERTURBD_ORACLE_VECTOR_CLONES
+#endif
+
+#endif  // PERTURBD_SOLVERS_ORACLES_INTERNAL_VECTOR_CLONES_H_
