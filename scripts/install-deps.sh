@@ -13,8 +13,11 @@ packages=(
   python3 python3-venv python3-pip python3-setuptools python3-wheel python3-grpcio
   python3-grpc-tools python3-protobuf python3-numpy python3-scipy python3-torch python3-pytest
   python3-sklearn
-  # tools used by the tests
-  curl
+  # tools used by the tests (openssl makes the TLS test certificates at test time)
+  curl openssl
+  # sanitizer builds and the fuzzer (scripts/sanitizers.sh, scripts/fuzz.sh): clang, its
+  # runtime libraries (ASan, UBSan, TSan, libFuzzer) and llvm-symbolizer for readable reports
+  clang libclang-rt-14-dev llvm
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -19,8 +19,9 @@ constexpr std::array<absl::string_view, 11> kOracleLabels = {"argmax",
                                                              "knapsack",
                                                              "linear_program",
                                                              "none"};
-constexpr std::array<absl::string_view, 5> kRejectReasons = {
-    "max_inflight", "max_work", "max_response_values", "max_message_bytes", "oracle_limit"};
+constexpr std::array<absl::string_view, 7> kRejectReasons = {
+    "max_inflight", "max_queue",         "max_work",    "max_response_values",
+    "deadline",     "max_message_bytes", "oracle_limit"};
 
 // Powers of two 1 .. 2^20.
 prometheus::Histogram::BucketBoundaries PowersOfTwo() {
@@ -65,14 +66,17 @@ ServerMetrics::ServerMetrics(absl::string_view version)
                     .Register(*registry_);
   queue_wait_ = &prometheus::BuildHistogram()
                      .Name("perturbd_queue_wait_seconds")
-                     .Help("Time an admitted request waited for worker threads")
+                     .Help(
+                         "Time an admitted request waited in the admission queue for an "
+                         "in-flight slot")
                      .Register(*registry_)
                      .Add({}, Seconds());
-  cpu_solves_ = &prometheus::BuildCounter()
-                     .Name("perturbd_solves_total")
-                     .Help("Oracle calls by backend")
-                     .Register(*registry_)
-                     .Add({{"backend", "cpu"}});
+  prometheus::Family<prometheus::Counter>& solves = prometheus::BuildCounter()
+                                                      .Name("perturbd_solves_total")
+                                                      .Help("Oracle calls by backend")
+                                                      .Register(*registry_);
+  cpu_solves_ = &solves.Add({{"backend", "cpu"}});
+  gpu_solves_ = &solves.Add({{"backend", "gpu"}});
   samples_ = &prometheus::BuildHistogram()
                   .Name("perturbd_request_samples")
                   .Help("Samples M per admitted request")
@@ -85,12 +89,19 @@ ServerMetrics::ServerMetrics(absl::string_view version)
                      .Add({}, PowersOfTwo());
   inflight_ = &prometheus::BuildGauge()
                    .Name("perturbd_inflight_requests")
-                   .Help("Requests admitted and not yet finished")
+                   .Help("Requests being solved (holding an in-flight slot)")
                    .Register(*registry_)
                    .Add({});
+  queued_ = &prometheus::BuildGauge()
+                 .Name("perturbd_queued_requests")
+                 .Help("Admitted requests waiting in the admission queue for an in-flight slot")
+                 .Register(*registry_)
+                 .Add({});
   rejected_ = &prometheus::BuildCounter()
                    .Name("perturbd_rejected_requests_total")
-                   .Help("Requests rejected with RESOURCE_EXHAUSTED, by the limit they hit")
+                   .Help(
+                       "Requests refused before any work: RESOURCE_EXHAUSTED by the limit "
+                       "they hit, or DEADLINE_EXCEEDED (reason deadline) at admission")
                    .Register(*registry_);
   for (size_t k = 0; k < kRejectReasons.size(); ++k) {
     rejected_counters_[k] = &rejected_->Add({{"reason", std::string(kRejectReasons[k])}});
@@ -149,8 +160,26 @@ void ServerMetrics::RecordShape(int64_t batch, uint32_t samples) {
 
 void ServerMetrics::RecordQueueWait(double seconds) { queue_wait_->Observe(seconds); }
 
-void ServerMetrics::RecordSolves(uint64_t solves) {
-  cpu_solves_->Increment(static_cast<double>(solves));
+void ServerMetrics::RecordSolves(uint64_t solves, absl::string_view backend) {
+  (backend == "gpu" ? gpu_solves_ : cpu_solves_)->Increment(static_cast<double>(solves));
+}
+
+void ServerMetrics::SetGpuMemory(uint64_t arena_bytes, uint64_t device_used_bytes,
+                                 uint64_t device_total_bytes) {
+  absl::call_once(gpu_memory_once_, [this] {
+    prometheus::Family<prometheus::Gauge>& memory =
+        prometheus::BuildGauge()
+            .Name("perturbd_gpu_memory_bytes")
+            .Help("GPU memory: arena = held by this server's GPU streams (reused across "
+                  "requests); device_used / device_total = cudaMemGetInfo of the device")
+            .Register(*registry_);
+    gpu_device_used_ = &memory.Add({{"kind", "device_used"}});
+    gpu_device_total_ = &memory.Add({{"kind", "device_total"}});
+    gpu_arena_.store(&memory.Add({{"kind", "arena"}}), std::memory_order_release);
+  });
+  gpu_arena_.load(std::memory_order_acquire)->Set(static_cast<double>(arena_bytes));
+  gpu_device_used_->Set(static_cast<double>(device_used_bytes));
+  gpu_device_total_->Set(static_cast<double>(device_total_bytes));
 }
 
 void ServerMetrics::RecordRejected(absl::string_view reason) {

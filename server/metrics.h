@@ -4,13 +4,22 @@
 //                                                          (per message for SolveStream)
 //   perturbd_request_duration_seconds{method,oracle}       histogram, receipt → response
 //   perturbd_queue_wait_seconds                            histogram, admitted → work started
-//   perturbd_solves_total{backend}                         counter, oracle calls
+//                                                          (time in the admission queue)
+//   perturbd_solves_total{backend}                         counter, oracle calls (cpu, gpu)
+//   perturbd_gpu_memory_bytes{kind}                        gauge, GPU memory: `arena` held by
+//                                                          the GPU streams, `device_used` and
+//                                                          `device_total` (cudaMemGetInfo);
+//                                                          only on a server with a GPU backend
 //   perturbd_request_samples                               histogram of M per request
 //   perturbd_request_batch_size                            histogram of B per request
-//   perturbd_inflight_requests                             gauge, admitted and not finished
-//   perturbd_rejected_requests_total{reason}               counter: max_inflight, max_work,
-//                                                          max_response_values, max_message_bytes,
-//                                                          oracle_limit (e.g. a knapsack DP table)
+//   perturbd_inflight_requests                             gauge, being solved (holding a slot)
+//   perturbd_queued_requests                               gauge, waiting for a slot
+//   perturbd_rejected_requests_total{reason}               counter: max_inflight, max_queue,
+//                                                          max_work, max_response_values,
+//                                                          max_message_bytes, oracle_limit (e.g.
+//                                                          a knapsack DP table):
+//                                                          RESOURCE_EXHAUSTED; deadline:
+//                                                          DEADLINE_EXCEEDED at admission
 //   perturbd_build_info{version}                           gauge = 1
 //
 // `method` is the RPC name (Solve, Backward, SolveStream, ListSolvers), `oracle` the wire name
@@ -32,6 +41,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/base/call_once.h"
 #include "absl/strings/string_view.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -57,10 +67,14 @@ class ServerMetrics {
   // The shape of one admitted request.
   void RecordShape(int64_t batch, uint32_t samples);
   void RecordQueueWait(double seconds);
-  void RecordSolves(uint64_t solves);  // CPU backend
-  // `reason`: a limit's name (request_translator.h) or "max_inflight".
+  // Oracle calls done by `backend` ("cpu" or "gpu").
+  void RecordSolves(uint64_t solves, absl::string_view backend = "cpu");
+  // Registers the GPU memory gauges (once, on a server with a GPU backend) and sets them.
+  void SetGpuMemory(uint64_t arena_bytes, uint64_t device_used_bytes, uint64_t device_total_bytes);
+  // `reason`: a limit's name (request_translator.h), "max_inflight", "max_queue" or "deadline".
   void RecordRejected(absl::string_view reason);
   void AddInflight(double delta) { inflight_->Increment(delta); }
+  void AddQueued(double delta) { queued_->Increment(delta); }
 
  private:
   static constexpr int kNumOracles = 11;  // ten oracles and "none"
@@ -76,11 +90,17 @@ class ServerMetrics {
       duration_histograms_{};
   prometheus::Histogram* queue_wait_;
   prometheus::Counter* cpu_solves_;
+  prometheus::Counter* gpu_solves_;
+  std::atomic<prometheus::Gauge*> gpu_arena_{nullptr};
+  prometheus::Gauge* gpu_device_used_ = nullptr;
+  prometheus::Gauge* gpu_device_total_ = nullptr;
+  absl::once_flag gpu_memory_once_;
   prometheus::Histogram* samples_;
   prometheus::Histogram* batch_size_;
   prometheus::Gauge* inflight_;
+  prometheus::Gauge* queued_;
   prometheus::Family<prometheus::Counter>* rejected_;
-  std::array<prometheus::Counter*, 5> rejected_counters_{};
+  std::array<prometheus::Counter*, 7> rejected_counters_{};
 };
 
 }  // namespace perturbd

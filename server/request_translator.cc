@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "server/tensor_codec.h"
 #include "solvers/base/status_macros.h"
 #include "solvers/oracles/oracle_factory.h"
+#include "solvers/perturbed/cuda/gpu_backend.h"
 
 namespace perturbd {
 namespace {
@@ -43,6 +45,49 @@ class DimensionOnlyOracle final : public Oracle {
  private:
   int64_t dimension_;
 };
+
+// LinearProgramOracle validates its whole structure, allocating O(num_variables), before it
+// compares num_variables with d: a tiny request declaring 2^32 − 1 variables would ask for
+// tens of GiB before being refused. The dimension is checked here first, with the oracle's own
+// message, so that it is the INVALID_ARGUMENT it is.
+absl::Status CheckLinearProgramDimension(const OracleSpec& spec, int64_t d) {
+  const auto* lp = std::get_if<LinearProgramSpec>(&spec);
+  if (lp == nullptr || static_cast<int64_t>(lp->num_variables) == d) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("theta.shape: the last dimension d = ", d,
+                   " must equal problem.linear_program.num_variables = ", lp->num_variables));
+}
+
+// COIN-OR Clp aborts the process (an assert, not an error) on an objective coefficient of
+// magnitude >= 1e25, and loses all accuracy well before. The oracle receives the perturbed
+// η = θ + εZ (or θ ⊙ exp(εZ − ε²/2)), so θ and ε are bounded here from the largest |Z| the
+// generator can produce (u ∈ [2⁻³³, 1 − 2⁻³³]: NORMAL |Z| ≤ √(66 ln 2) ≈ 6.8, GUMBEL
+// Z ∈ [−3.2, 22.9]; bounds below rounded up).
+constexpr double kMaxLinearProgramObjective = 1e20;
+
+absl::Status CheckLinearProgramObjective(const OracleSpec& spec, absl::Span<const double> theta,
+                                         const NoiseOptions& noise) {
+  if (!std::holds_alternative<LinearProgramSpec>(spec)) return absl::OkStatus();
+  double max_abs = 0.0;
+  for (double v : theta) max_abs = std::max(max_abs, std::abs(v));
+  if (max_abs >= kMaxLinearProgramObjective) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "theta: linear_program objective coefficients must have magnitude < ",
+        kMaxLinearProgramObjective, " (the LP solver's range), got ", max_abs, "; rescale theta"));
+  }
+  const double max_z = noise.distribution == NoiseDistribution::kGumbel ? 23.0 : 7.0;
+  const double eps = noise.epsilon;
+  const double bound = noise.perturbation == Perturbation::kMultiplicative
+                           ? max_abs * std::exp(std::max(0.0, eps * max_z - 0.5 * eps * eps))
+                           : max_abs + eps * max_z;
+  if (!(bound < kMaxLinearProgramObjective)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "noise.epsilon: with max |theta| = ", max_abs, ", epsilon = ", eps,
+        " can perturb linear_program objective coefficients to magnitude ", bound,
+        ", over the LP solver's range (", kMaxLinearProgramObjective, "); lower epsilon"));
+  }
+  return absl::OkStatus();
+}
 
 // The parts shared by Solve and Backward requests.
 struct WireRequest {
@@ -164,6 +209,7 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const WireRequest& 
   // The oracle validates its structure (INVALID_ARGUMENT naming `problem.<kind>.<field>`); a
   // structure over an oracle's own size limit is RESOURCE_EXHAUSTED, which has to wait until
   // the remaining INVALID_ARGUMENT checks have passed.
+  RETURN_IF_ERROR(CheckLinearProgramDimension(problem.spec, d));
   absl::StatusOr<std::unique_ptr<Oracle>> oracle = MakeOracle(problem.spec, d, problem.sense);
   absl::Status oracle_limit;
   if (oracle.ok()) {
@@ -187,11 +233,21 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const WireRequest& 
   r.targets = t->targets;
   r.cotangent = t->cotangent;
   RETURN_IF_ERROR(ValidatePerturbedRequest(r));
+  RETURN_IF_ERROR(CheckLinearProgramObjective(problem.spec, r.theta, r.noise));
 
   // 2. Backends.
+  t->backend = wire.backend == v1::BACKEND_UNSPECIFIED ? v1::AUTO
+                                                       : static_cast<v1::Backend>(wire.backend);
   if (wire.backend == v1::GPU) {
-    return absl::FailedPreconditionError(
-        "backend: GPU requested, but this server has no GPU backend; use AUTO or CPU");
+    if (!limits.gpu) {
+      return absl::FailedPreconditionError(
+          "backend: GPU requested, but this server has no GPU backend; use AUTO or CPU");
+    }
+    if (!GpuBackend::Supports(*t->oracle)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "backend: the GPU backend does not run ", t->oracle->name(),
+          " (it runs argmax, top_k, threshold, ranking and grid_shortest_path); use AUTO or CPU"));
+    }
   }
 
   // 3. Limits.
@@ -211,7 +267,7 @@ std::vector<int64_t> OutputShape(const TranslatedRequest& t, std::initializer_li
 void FillStats(const PerturbedResult& result, v1::SolveStats* stats) {
   stats->set_solves(result.solves);
   stats->set_seconds(result.seconds);
-  stats->set_backend("cpu");
+  stats->set_backend(result.backend);
   stats->set_threads(result.threads);
   stats->set_clamped_costs(result.clamped_costs);
 }

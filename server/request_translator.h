@@ -6,7 +6,8 @@
 //      `problem.sense`, enum values out of range, `noise` missing, θ's dtype/shape/data
 //      (θ is [B, d] or [d], B ≥ 1, d ≥ 1, finite), targets/cotangent with θ's shape, the
 //      oracle structure (`MakeOracle`) and the noise settings (`ValidatePerturbedRequest`);
-//   2. FAILED_PRECONDITION for a backend this server does not have (GPU);
+//   2. FAILED_PRECONDITION for `backend: GPU` on a server without a GPU backend
+//      (`limits.gpu`), INVALID_ARGUMENT naming `backend` for an oracle the GPU does not run;
 //   3. RESOURCE_EXHAUSTED when the oracle's structure is over its own size limit (a knapsack DP
 //      table), B·M·d exceeds `max_work`, or the response would hold more than
 //      `max_response_values` values or `max_message_bytes` bytes.
@@ -46,6 +47,9 @@ struct ServerLimits {
   uint64_t max_response_values = uint64_t{1} << 25;
   // Max size of a request or response message, in bytes.
   uint64_t max_message_bytes = uint64_t{256} << 20;
+  // Not a limit: whether a GPU backend serves `backend: GPU` (set by the service from its
+  // BackendRouter). Without one, GPU requests get FAILED_PRECONDITION.
+  bool gpu = false;
 };
 
 // Type URL of the absl::Status payload naming the limit a RESOURCE_EXHAUSTED status hit.
@@ -66,6 +70,8 @@ class TranslatedRequest {
   std::vector<double> cotangent;  // empty or [B, d]
   // θ was [d]: every output drops its batch axis.
   bool single_instance = false;
+  // The backend the request asked for (AUTO for UNSPECIFIED); backend_router.h decides.
+  v1::Backend backend = v1::AUTO;
   // The engine request; its spans point into the vectors above.
   PerturbedRequest request;
 };
@@ -90,7 +96,7 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> TranslateSolveRequest(
 absl::StatusOr<std::unique_ptr<TranslatedRequest>> TranslateBackwardRequest(
     const v1::BackwardRequest& request, const ServerLimits& limits);
 
-// Writes the outputs of `result` (and the stats, backend "cpu") into `response`, in θ's
+// Writes the outputs of `result` (and the stats, with the backend that ran it) into `response`, in θ's
 // dtype, dropping the batch axis for a single instance.
 void FillSolveResponse(const TranslatedRequest& translated, const PerturbedResult& result,
                        v1::SolveResponse* response);

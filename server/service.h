@@ -1,12 +1,15 @@
 // The gRPC service `perturbd.v1.PerturbedOptimizer` on the callback API.
 //
-// Every handler returns at once: it translates and validates the request
-// (request_translator.h), admits it against `max_inflight`, hands it to the shared `Executor`
-// with `RunPerturbedAsync`, and finishes its reactor from the engine's completion callback on a
-// worker thread. gRPC threads never wait for solves.
+// Every handler returns at once: it checks the bearer token when one is configured
+// (bearer_token_auth.h), translates and validates the request (request_translator.h), admits it
+// (admission_queue.h: started at once, queued, or refused), hands it to the shared `Executor`
+// with `RunPerturbedAsync` when it gets a slot, and finishes its reactor from the engine's
+// completion callback on a worker thread. gRPC threads never wait for solves.
 //
 //   Solve, Backward   ServerUnaryReactor; OnCancel (client cancel, deadline, server shutdown)
-//                     cancels the request's CancelToken, whose deadline is the call's.
+//                     takes a queued request out of the queue (CANCELLED / DEADLINE_EXCEEDED)
+//                     or cancels a running one's CancelToken, whose deadline is the call's: the
+//                     executor skips its remaining work items and its buffers are freed.
 //   SolveStream       ServerBidiReactor that reads, solves and writes one message at a time, so
 //                     responses come in request order; a message that fails (malformed,
 //                     rejected, or failing in the engine) finishes the stream with its status,
@@ -14,9 +17,11 @@
 //                     while it is being solved.
 //   ListSolvers       answered inline.
 //
-// Admission: at most `max_inflight` requests (unary calls, or stream messages being solved)
-// at once; one more gets RESOURCE_EXHAUSTED "max_inflight (N) requests already in flight".
-// Validation comes first, so a malformed request gets INVALID_ARGUMENT even under load.
+// Admission: at most `max_inflight` requests (unary calls, or stream messages) are solved at
+// once and `max_queue` more wait in FIFO order; beyond, RESOURCE_EXHAUSTED names the limit. A
+// request whose deadline is under `min_deadline` away is refused with DEADLINE_EXCEEDED.
+// Authentication comes first (UNAUTHENTICATED), then validation, so a malformed request gets
+// INVALID_ARGUMENT even under load.
 //
 // Thread safety: gRPC calls the handlers concurrently; the service's state is atomic.
 // Lifetimes: `executor` and `metrics` must outlive the service, and the service must outlive
@@ -24,11 +29,15 @@
 #ifndef PERTURBD_SERVER_SERVICE_H_
 #define PERTURBD_SERVER_SERVICE_H_
 
-#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
+#include "absl/time/time.h"
 #include "perturbd/v1/perturbd.grpc.pb.h"
+#include "server/admission_queue.h"
+#include "server/backend_router.h"
+#include "server/bearer_token_auth.h"
 #include "server/metrics.h"
 #include "server/request_translator.h"
 #include "solvers/perturbed/executor.h"
@@ -40,10 +49,18 @@ inline constexpr char kServiceName[] = "perturbd.v1.PerturbedOptimizer";
 struct ServiceOptions {
   // Per-request work and size limits.
   ServerLimits limits;
-  // Concurrent requests before RESOURCE_EXHAUSTED.
+  // Requests solved at once.
   uint32_t max_inflight = 256;
+  // Requests waiting for an in-flight slot before RESOURCE_EXHAUSTED.
+  uint32_t max_queue = 256;
+  // Requests with less time than this before their deadline are refused (DEADLINE_EXCEEDED).
+  absl::Duration min_deadline = absl::Milliseconds(1);
+  // When set, every perturbd.v1 call needs `authorization: Bearer <token>`.
+  std::shared_ptr<const BearerTokenAuth> auth;
   // Reported by ListSolvers.
   std::string version = "unknown";
+  // The backends (backend_router.h); null: the CPU executor alone.
+  std::shared_ptr<BackendRouter> backends;
 };
 
 class PerturbedOptimizerService final : public v1::PerturbedOptimizer::CallbackService {
@@ -62,22 +79,27 @@ class PerturbedOptimizerService final : public v1::PerturbedOptimizer::CallbackS
                                         const v1::ListSolversRequest* request,
                                         v1::ListSolversResponse* response) override;
 
-  // Requests admitted and not finished.
-  int64_t inflight() const { return inflight_.load(std::memory_order_relaxed); }
+  // Requests being solved, and requests waiting for a slot.
+  int64_t inflight() const { return admission_.inflight(); }
+  int64_t queued() const { return admission_.queued(); }
 
   // Implementation details shared with the reactors in service.cc.
   Executor& executor() { return executor_; }
+  BackendRouter& backends() { return *backends_; }
+  // Counts a finished request's solves by backend (and GPU memory after a GPU request).
+  void RecordSolves(const PerturbedResult& result);
   ServerMetrics& metrics() { return metrics_; }
+  AdmissionQueue& admission() { return admission_; }
   const ServiceOptions& options() const { return options_; }
-  // Takes an in-flight slot, or returns RESOURCE_EXHAUSTED (and counts the rejection).
-  absl::Status Admit();
-  void Release();
+  // OK, or UNAUTHENTICATED when a token is configured and the call does not carry it.
+  absl::Status Authenticate(const grpc::CallbackServerContext& context) const;
 
  private:
   Executor& executor_;
+  std::shared_ptr<BackendRouter> backends_;
   ServerMetrics& metrics_;
   const ServiceOptions options_;
-  std::atomic<int64_t> inflight_{0};
+  AdmissionQueue admission_;
 };
 
 }  // namespace perturbd

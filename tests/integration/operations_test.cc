@@ -247,7 +247,9 @@ TEST(OperationsTest, MetricsAreScrapedAndCountersMove) {
 // --- Admission, deadlines, cancellation. ---
 
 TEST(OperationsTest, MaxInflightRejectsTheRequestBeyondTheLimitAndCancelFreesIt) {
-  auto server = StartServer({"--drain_seconds=0", "--threads=1", "--max_inflight=1"});
+  // No admission queue: the request beyond max_inflight is refused at once.
+  auto server =
+      StartServer({"--drain_seconds=0", "--threads=1", "--max_inflight=1", "--max_queue=0"});
   ASSERT_NE(server, nullptr);
   auto client = PerturbdClient::Connect(server->address());
   const uint32_t slow_samples = SamplesForSeconds(*client, 5.0);

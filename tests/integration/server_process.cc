@@ -30,10 +30,16 @@ int DecodeWaitStatus(int status) {
 
 // Forks and execs argv with stdout (and stderr, unless err_fd < 0) redirected. Everything the
 // child runs after fork is async-signal-safe: the argv array is built before.
-pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+// `extra_env` ("NAME=value") is added to this process's environment for the child.
+pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd,
+            const std::vector<std::string>& extra_env = {}) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
+  for (const std::string& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
+  env.push_back(nullptr);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
@@ -43,7 +49,7 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
     if (err_fd >= 0) dup2(err_fd, STDERR_FILENO);
     // Close every other descriptor (gRPC's sockets in this process, for example).
     for (int fd = 3; fd < 1024; ++fd) close(fd);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), env.data());
     _exit(127);
   }
   return pid;
@@ -67,7 +73,12 @@ void ReadAll(int fd, std::string& out, absl::Time deadline) {
 
 }  // namespace
 
-std::string ServerBinary() { return PERTURBD_SERVER_BINARY; }
+// $PERTURBD_SERVER_BINARY overrides the build's path (the GPU check runs prebuilt binaries
+// on another machine).
+std::string ServerBinary() {
+  const char* path = std::getenv("PERTURBD_SERVER_BINARY");
+  return path != nullptr && *path != '\0' ? path : PERTURBD_SERVER_BINARY;
+}
 std::string CliBinary() { return PERTURBD_CLI_BINARY; }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
@@ -202,7 +213,17 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
   }
 }
 
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path, absl::Duration timeout) {
+pid_t SpawnCommand(const std::vector<std::string>& argv,
+                   const std::vector<std::string>& extra_env) {
+  const int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null_fd < 0) return -1;
+  const pid_t pid = Spawn(argv, null_fd, null_fd, extra_env);
+  close(null_fd);
+  return pid;
+}
+
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path, absl::Duration timeout,
+                                    const std::string& host) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError("socket failed");
   timeval tv{};
@@ -213,13 +234,17 @@ absl::StatusOr<std::string> HttpGet(int port, const std::string& path, absl::Dur
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("not an IPv4 address: ", host));
+  }
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
-    return absl::UnavailableError(absl::StrCat("connect to port ", port, ": ", strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("connect to ", host, ":", port, ": ", strerror(errno)));
   }
   const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", host, "\r\nConnection: close\r\n\r\n");
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
     close(fd);

@@ -27,7 +27,8 @@
 
 namespace perturbd::testing {
 
-// Paths of the binaries under test (compile definitions from CMake).
+// Paths of the binaries under test (compile definitions from CMake; $PERTURBD_SERVER_BINARY
+// overrides the server's).
 std::string ServerBinary();
 std::string CliBinary();
 
@@ -73,8 +74,15 @@ struct CommandResult {
 // Runs argv (argv[0] is a path) with a time limit, capturing stdout and stderr.
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout);
 
-// GET http://127.0.0.1:PORT/PATH (HTTP/1.0); the body of a 200 response.
-absl::StatusOr<std::string> HttpGet(int port, const std::string& path, absl::Duration timeout);
+// Starts argv (argv[0] is a path) without waiting, stdout and stderr to /dev/null, with
+// `extra_env` ("NAME=value") added to the environment; the child gets SIGKILL if the test
+// process dies. Returns its pid (-1 on failure); reap it with waitpid.
+pid_t SpawnCommand(const std::vector<std::string>& argv,
+                   const std::vector<std::string>& extra_env = {});
+
+// GET http://HOST:PORT/PATH (HTTP/1.0, HOST an IPv4 address); the body of a 200 response.
+absl::StatusOr<std::string> HttpGet(int port, const std::string& path, absl::Duration timeout,
+                                    const std::string& host = "127.0.0.1");
 
 // The value of one series in Prometheus text format, e.g.
 // `perturbd_requests_total{code="OK",method="Solve",oracle="argmax"}` (labels in the sorted
