@@ -77,6 +77,17 @@ ServerMetrics::ServerMetrics(absl::string_view version)
                                                       .Register(*registry_);
   cpu_solves_ = &solves.Add({{"backend", "cpu"}});
   gpu_solves_ = &solves.Add({{"backend", "gpu"}});
+  // Registered on every server (zeros without a GPU backend), so that every name the
+  // dashboard uses is always exported.
+  prometheus::Family<prometheus::Gauge>& gpu_memory =
+      prometheus::BuildGauge()
+          .Name("perturbd_gpu_memory_bytes")
+          .Help("GPU memory: arena = held by this server's GPU streams (reused across requests); "
+                "device_used / device_total = cudaMemGetInfo of the device; 0 without a GPU")
+          .Register(*registry_);
+  gpu_arena_ = &gpu_memory.Add({{"kind", "arena"}});
+  gpu_device_used_ = &gpu_memory.Add({{"kind", "device_used"}});
+  gpu_device_total_ = &gpu_memory.Add({{"kind", "device_total"}});
   samples_ = &prometheus::BuildHistogram()
                   .Name("perturbd_request_samples")
                   .Help("Samples M per admitted request")
@@ -166,18 +177,7 @@ void ServerMetrics::RecordSolves(uint64_t solves, absl::string_view backend) {
 
 void ServerMetrics::SetGpuMemory(uint64_t arena_bytes, uint64_t device_used_bytes,
                                  uint64_t device_total_bytes) {
-  absl::call_once(gpu_memory_once_, [this] {
-    prometheus::Family<prometheus::Gauge>& memory =
-        prometheus::BuildGauge()
-            .Name("perturbd_gpu_memory_bytes")
-            .Help("GPU memory: arena = held by this server's GPU streams (reused across "
-                  "requests); device_used / device_total = cudaMemGetInfo of the device")
-            .Register(*registry_);
-    gpu_device_used_ = &memory.Add({{"kind", "device_used"}});
-    gpu_device_total_ = &memory.Add({{"kind", "device_total"}});
-    gpu_arena_.store(&memory.Add({{"kind", "arena"}}), std::memory_order_release);
-  });
-  gpu_arena_.load(std::memory_order_acquire)->Set(static_cast<double>(arena_bytes));
+  gpu_arena_->Set(static_cast<double>(arena_bytes));
   gpu_device_used_->Set(static_cast<double>(device_used_bytes));
   gpu_device_total_->Set(static_cast<double>(device_total_bytes));
 }

@@ -9,7 +9,7 @@
 //   perturbd_gpu_memory_bytes{kind}                        gauge, GPU memory: `arena` held by
 //                                                          the GPU streams, `device_used` and
 //                                                          `device_total` (cudaMemGetInfo);
-//                                                          only on a server with a GPU backend
+//                                                          0 without a GPU backend
 //   perturbd_request_samples                               histogram of M per request
 //   perturbd_request_batch_size                            histogram of B per request
 //   perturbd_inflight_requests                             gauge, being solved (holding a slot)
@@ -41,7 +41,6 @@
 #include <memory>
 #include <string>
 
-#include "absl/base/call_once.h"
 #include "absl/strings/string_view.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -69,7 +68,7 @@ class ServerMetrics {
   void RecordQueueWait(double seconds);
   // Oracle calls done by `backend` ("cpu" or "gpu").
   void RecordSolves(uint64_t solves, absl::string_view backend = "cpu");
-  // Registers the GPU memory gauges (once, on a server with a GPU backend) and sets them.
+  // Sets the GPU memory gauges (they stay 0 on a server without a GPU backend).
   void SetGpuMemory(uint64_t arena_bytes, uint64_t device_used_bytes, uint64_t device_total_bytes);
   // `reason`: a limit's name (request_translator.h), "max_inflight", "max_queue" or "deadline".
   void RecordRejected(absl::string_view reason);
@@ -91,10 +90,9 @@ class ServerMetrics {
   prometheus::Histogram* queue_wait_;
   prometheus::Counter* cpu_solves_;
   prometheus::Counter* gpu_solves_;
-  std::atomic<prometheus::Gauge*> gpu_arena_{nullptr};
-  prometheus::Gauge* gpu_device_used_ = nullptr;
-  prometheus::Gauge* gpu_device_total_ = nullptr;
-  absl::once_flag gpu_memory_once_;
+  prometheus::Gauge* gpu_arena_;
+  prometheus::Gauge* gpu_device_used_;
+  prometheus::Gauge* gpu_device_total_;
   prometheus::Histogram* samples_;
   prometheus::Histogram* batch_size_;
   prometheus::Gauge* inflight_;
