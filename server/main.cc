@@ -56,6 +56,7 @@
 #include "server/metrics.h"
 #include "server/service.h"
 #include "solvers/perturbed/executor.h"
+#include "solvers/perturbed/noise_select.h"
 
 #ifndef PERTURBD_VERSION
 #define PERTURBD_VERSION "unknown"
@@ -203,6 +204,8 @@ std::atomic<int> g_signal_number{0};
 
 int Run() {
   TuneMalloc(absl::GetFlag(FLAGS_malloc_retain_mb));
+  // The argmax / top-k forward pass's noise bounds, before the first request needs them.
+  NoiseSelector::PrepareBounds();
   // Block the shutdown signals before any thread exists, so that every thread inherits the
   // mask and only the sigwait thread below receives them.
   sigemptyset(&g_signals);

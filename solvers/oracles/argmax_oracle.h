@@ -32,6 +32,7 @@ class ArgmaxOracle final : public Oracle {
   Sense sense() const override { return sense_; }
   int64_t max_nonzeros() const override { return 1; }
   double cost_per_solve() const override { return static_cast<double>(dimension_); }
+  int64_t selection_k() const override { return 1; }
 
   std::unique_ptr<OracleWorkspace> NewWorkspace() const override;
   int64_t Solve(absl::Span<double> theta, OracleWorkspace& workspace,

@@ -113,6 +113,10 @@ class Oracle {
   virtual int64_t max_nonzeros() const { return dimension(); }
   // Rough cost of one solve in elementary operations, used for work limits and scheduling.
   virtual double cost_per_solve() const { return static_cast<double>(dimension()); }
+  // k when y is the indicator of the k best entries of θ by key θ (MAXIMIZE) or −θ
+  // (MINIMIZE), ties to the lower index (argmax: 1, top_k: k), else 0. Forward passes of such
+  // oracles skip most of the noise transforms (solvers/perturbed/noise_select.h).
+  virtual int64_t selection_k() const { return 0; }
 
   virtual std::unique_ptr<OracleWorkspace> NewWorkspace() const = 0;
 

@@ -37,6 +37,7 @@ class TopKOracle final : public Oracle {
   int64_t k() const { return k_; }
   int64_t max_nonzeros() const override { return k_; }
   double cost_per_solve() const override { return 4.0 * static_cast<double>(dimension_); }
+  int64_t selection_k() const override { return k_; }
 
   std::unique_ptr<OracleWorkspace> NewWorkspace() const override;
   int64_t Solve(absl::Span<double> theta, OracleWorkspace& workspace,

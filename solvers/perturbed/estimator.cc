@@ -124,6 +124,15 @@ EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
                     (plan.solution_stderr ||
                      (derivative && plan.variance_reduction == VarianceReduction::kLeaveOneOut));
 
+  // The selector pays off from a few dozen coordinates; below that a full pass is as cheap.
+  constexpr int64_t kMinSelectDimension = 64;
+  const int64_t k = oracle.selection_k();
+  if (k > 0 && k <= static_cast<int64_t>(NoiseSelector::kMaxK) && k < plan.dimension &&
+      plan.dimension >= kMinSelectDimension && !derivative && !plan.fenchel_young &&
+      plan.perturbation == Perturbation::kAdditive && plan.epsilon >= 0.0) {
+    plan.select_k = k;
+  }
+
   const double d = static_cast<double>(plan.dimension);
   double unit_work = oracle.cost_per_solve() + 8.0 * d;
   if (plan.jacobian) unit_work += static_cast<double>(oracle.max_nonzeros()) * d;
@@ -187,6 +196,9 @@ EstimatorScratch::EstimatorScratch(const EstimatorPlan& plan, const Oracle& orac
       w_(static_cast<size_t>(plan.dimension)),
       y_{SparseVector(plan.dimension), SparseVector(plan.dimension)} {
   const size_t d = static_cast<size_t>(plan.dimension);
+  if (plan.select_k > 0) {
+    selector_ = std::make_unique<NoiseSelector>(d, static_cast<size_t>(plan.select_k));
+  }
   grad_[0].resize(d);
   grad_[1].resize(d);
   if (plan.need_pairs) {
@@ -214,15 +226,21 @@ absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const
                                                 double* sample_out, double* s_out) {
   const size_t d = static_cast<size_t>(plan.dimension);
   // ∇ν only feeds the Jacobian and the VJP: a plain forward pass skips it.
-  const bool derivative = plan.jacobian || plan.vjp;
-  FillNoise(row, absl::MakeSpan(z_), derivative ? absl::MakeSpan(grad) : absl::Span<double>());
+  if (selector_ != nullptr && row.single) {
+    // The same y (and η where y is non-zero) without most of the noise transforms.
+    selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense, y,
+                      eta_.data());
+  } else {
+    const bool derivative = plan.jacobian || plan.vjp;
+    FillNoise(row, absl::MakeSpan(z_), derivative ? absl::MakeSpan(grad) : absl::Span<double>());
 
-  // η in θ's dtype (DESIGN §5): computed in double, rounded once.
-  FormEta(plan, theta.data(), z_.data(), w_.data(), eta_.data(), d);
+    // η in θ's dtype (DESIGN §5): computed in double, rounded once.
+    FormEta(plan, theta.data(), z_.data(), w_.data(), eta_.data(), d);
 
-  const absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, row.sample, y);
-  if (!clamped.ok()) return clamped.status();
-  sums.clamped += static_cast<uint64_t>(*clamped);
+    const absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, row.sample, y);
+    if (!clamped.ok()) return clamped.status();
+    sums.clamped += static_cast<uint64_t>(*clamped);
+  }
   const double y_dot_eta = y.Dot(eta_);
   sums.value += y_dot_eta;
   for (size_t k = 0; k < y.size(); ++k) sums.sum_y[y.index(k)] += y.value(k);

@@ -32,6 +32,7 @@
 #include "absl/types/span.h"
 #include "solvers/oracles/oracle.h"
 #include "solvers/perturbed/noise.h"
+#include "solvers/perturbed/noise_select.h"
 #include "solvers/perturbed/perturbed_optimizer.h"
 
 namespace perturbd {
@@ -59,6 +60,9 @@ struct EstimatorPlan {
   // Derived needs.
   bool need_grad_sum = false;  // G
   bool need_pairs = false;     // unit-level sums of y (pair stderr, antithetic LOO)
+  // k > 0: y_m comes from NoiseSelector (a forward pass of an argmax / top-k oracle with
+  // additive noise and nothing that needs all of η or ∇ν).
+  int64_t select_k = 0;
 
   static EstimatorPlan Make(const PerturbedRequest& request);
   // [first, last) units of work item `block` of an instance.
@@ -115,6 +119,7 @@ class EstimatorScratch {
                                 double* s_out);
 
   std::unique_ptr<OracleWorkspace> workspace_;
+  std::unique_ptr<NoiseSelector> selector_;  // plan.select_k > 0
   std::vector<double> z_, eta_, w_, pair_y_, pair_grad_;
   std::vector<double> grad_[2];
   SparseVector y_[2];

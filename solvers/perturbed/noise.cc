@@ -269,6 +269,25 @@ void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<doubl
 
 }  // namespace
 
+void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words) {
+  Words w;
+  const uint32_t complement =
+      NoiseFlipped(row) && row.distribution == NoiseDistribution::kGumbel ? 0xFFFFFFFFu : 0u;
+  constexpr size_t kChunk = 4 * kChunkQuads;
+  const size_t padded = (d + 31) / 32 * 32;
+  for (size_t start = 0; start < padded; start += kChunk) {
+    const size_t count = std::min(kChunk, padded - start);  // whole blocks of 8 quads
+    PhiloxWords(row, static_cast<uint32_t>(start / 4), count / 4, w);
+    for (size_t g = 0; g < count / 32; ++g) {
+      for (size_t p = 0; p < 4; ++p) {
+        uint32_t* __restrict out = words + start + 32 * g + 8 * p;
+        const uint32_t* __restrict in = &w.v[p][kBlockQuads * g];
+        for (size_t j = 0; j < kBlockQuads; ++j) out[j] = in[j] ^ complement;
+      }
+    }
+  }
+}
+
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu) {
   if (row.single) {
     FillNoiseSingle(row, z, grad_nu);

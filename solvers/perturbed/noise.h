@@ -192,6 +192,30 @@ PERTURBD_HOST_DEVICE void NoiseLane(const NoiseRow& row, uint32_t i, double& z, 
 // grad_nu skips ∇ν (a forward pass without derivatives does not need it).
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu);
 
+// The Philox words of coordinates [0, 32·⌈d/32⌉) of a row in coordinate order: words[i] is the
+// word of lane NoiseLaneOf(i) of quad NoiseQuadOf(i), complemented for the second GUMBEL
+// sample of an antithetic pair, i.e. the word the single-precision transform of coordinate i
+// takes. `words` holds 32·⌈d/32⌉ entries (the padding lanes complete the last quads).
+void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words);
+
+// Z[row, i] in single precision from NoiseWords' words (row.single): FillNoise's value, bit for
+// bit (the same scalar transforms; a NORMAL lane reads its Box–Muller partner, 8 coordinates
+// away in the same quad).
+PERTURBD_HOST_DEVICE float NoiseFromWordsF(const NoiseRow& row, const uint32_t* words,
+                                           uint32_t i) {
+  using noise_internal::UniformOpenF;
+  float z0, z1;
+  if (row.distribution == NoiseDistribution::kGumbel) {
+    noise_internal::GumbelF(UniformOpenF(words[i]), z0, z1);
+    return z0;
+  }
+  const uint32_t odd = NoiseLaneOf(i) & 1u;  // lanes (0, 1) and (2, 3) are pairs
+  const uint32_t first = i - 8u * odd;
+  noise_internal::BoxMullerF(UniformOpenF(words[first]), UniformOpenF(words[first + 8u]),
+                             NoiseFlipped(row) ? -1.0f : 1.0f, z0, z1);
+  return odd != 0u ? z1 : z0;
+}
+
 }  // namespace perturbd
 
 #endif  // PERTURBD_SOLVERS_PERTURBED_NOISE_H_

@@ -414,6 +414,40 @@ TEST_F(PerturbedTest, SameSeedIsBitIdenticalForAnyThreadCount) {
   }
 }
 
+// A forward pass of argmax / top-k takes NoiseSelector's path (most Z never computed); a
+// request with a cotangent takes the full one. On one seed their solutions, values, stderrs
+// and samples must be the same bits.
+TEST_F(PerturbedTest, SelectionForwardEqualsTheFullPassBitForBit) {
+  const int64_t d = 300, batch = 3;
+  std::vector<double> theta(static_cast<size_t>(batch * d));
+  for (size_t i = 0; i < theta.size(); ++i) theta[i] = std::sin(0.37 * static_cast<double>(i));
+  const std::vector<double> cotangent(theta.size(), 1.0);
+  for (const OracleSpec& spec : {OracleSpec(ArgmaxSpec{}), OracleSpec(TopKSpec{.k = 7})}) {
+    for (Sense sense : {Sense::kMaximize, Sense::kMinimize}) {
+      auto oracle = Make(spec, d, sense);
+      for (NoiseDistribution dist : {NoiseDistribution::kGumbel, NoiseDistribution::kNormal}) {
+        for (DType dtype : {DType::kFloat64, DType::kFloat32}) {
+          NoiseOptions noise = Noise(dist, 0.3, 40, 5);
+          noise.antithetic = true;
+          PerturbedRequest forward = Request(*oracle, theta, noise);
+          forward.dtype = dtype;
+          forward.solution_stderr = true;
+          forward.samples = true;
+          PerturbedRequest full = forward;
+          full.cotangent = cotangent;
+          const PerturbedResult a = Run(forward);
+          const PerturbedResult b = Run(full);
+          EXPECT_EQ(a.solution, b.solution) << oracle->name();
+          EXPECT_EQ(a.value, b.value) << oracle->name();
+          EXPECT_EQ(a.solution_stderr, b.solution_stderr) << oracle->name();
+          EXPECT_EQ(a.samples, b.samples) << oracle->name();
+          EXPECT_FALSE(a.solution.empty());
+        }
+      }
+    }
+  }
+}
+
 TEST_F(PerturbedTest, InstanceSeedsMakeResultsIndependentOfBatchPosition) {
   const int64_t d = 5;
   std::vector<double> theta(4 * d);

@@ -1,0 +1,80 @@
+// Forward passes of selection oracles that transform only the noise that can matter.
+//
+// For argmax and top-k (Oracle::selection_k() = k) y_m is the indicator of the k best
+// coordinates of η = θ + εZ_m (rounded to θ's dtype) in the order "larger key first, then
+// lower index", key = η (MAXIMIZE) or −η (MINIMIZE). Such a y is decided by a handful of
+// coordinates, so the float transforms (logarithms, Box–Muller), the bulk of a forward pass,
+// are wasted on the others. NoiseSelector finds the same y from the Philox words:
+//
+//   1. The words of the row (NoiseWords) and, per coordinate, an upper bound of its key from
+//      a table lookup: Z lies in [lo, hi] of its word's bucket (below), so η lies in
+//      [fl(θ + ε·lo), fl(θ + ε·hi)] — every step of fl(θ + ε·z) is monotone in z for ε ≥ 0.
+//   2. T = the smallest exact key of k seed coordinates with large bounds: at least k keys
+//      are ≥ T, so a coordinate whose bound is < T is neither chosen nor tied.
+//   3. The top-k scan of TopKOracle (a k-buffer, in index order, entering only with a strictly
+//      larger key) over the coordinates whose bound is ≥ T, with their exact keys.
+// The exact Z of a coordinate is NoiseFromWordsF: FillNoise's bits. So y is exactly what
+// FillNoise + FormEta + the oracle give, ties included (the tests compare them).
+//
+// Buckets: of the 23-bit uniform index w = x >> 9 of a word (u = (2w + 1)·2⁻²⁴):
+//   GUMBEL  Z = −ln(−ln u), by the float exponent and leading mantissa bit of 2²³−1−w
+//           (47 buckets, finest where u → 1, where the large Z are);
+//   NORMAL  Z = ±fl(r·cos 2πu₁) or ±fl(r·sin 2πu₁), r = √(−2 ln u₀): r by the same log-scale
+//           bucket of w₀ (fine where u₀ → 0), cos / sin by the top 5 bits of w₁ (32 buckets),
+//           combined by the sign rules of a product (|cos|, |sin| ≤ 1, r ≥ 0).
+// The bucket bounds are the minima and maxima of the float transforms over all 2²³ uniforms
+// of each bucket, evaluated once per process (tens of milliseconds, on first use): bounds of
+// the functions as implemented, with no error analysis to trust.
+#ifndef PERTURBD_SOLVERS_PERTURBED_NOISE_SELECT_H_
+#define PERTURBD_SOLVERS_PERTURBED_NOISE_SELECT_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "solvers/oracles/oracle.h"
+#include "solvers/perturbed/noise.h"
+
+namespace perturbd {
+
+class NoiseSelector {
+ public:
+  // The largest k the selector takes (its k-buffer is scanned linearly).
+  static constexpr size_t kMaxK = 32;
+
+  // For rows of d coordinates and the k best of them, 1 ≤ k ≤ min(d, kMaxK).
+  // `vector_kernels` false: the portable bound kernels even on AVX-512 CPUs (tests).
+  NoiseSelector(size_t d, size_t k, bool vector_kernels = true);
+
+  // Computes the bucket bounds of both distributions now (≈ 40 ms once per process) instead of
+  // in the first request that needs them. Thread-safe; later calls return at once.
+  static void PrepareBounds();
+
+  // y ← the k best coordinates, ascending, of η = θ + ε·Z[row] (row.single noise) computed in
+  // double and rounded to float when `f32`, by key η (MAXIMIZE) or −η (MINIMIZE); eta[i] ← η_i
+  // for every coordinate whose Z was computed (the chosen ones included; the others are left
+  // as they were). θ finite, ε ≥ 0. Returns how many Z were computed.
+  size_t Select(const NoiseRow& row, absl::Span<const double> theta, double epsilon, bool f32,
+                Sense sense, SparseVector& y, double* eta);
+
+ private:
+  // key_hi_[i] ≥ sign·η_i for i < d; −∞ on the padding.
+  void KeyBounds(const NoiseRow& row, const double* theta, double epsilon, bool f32, double sign);
+
+  size_t d_;
+  size_t k_;
+  bool avx512_;
+  std::vector<uint32_t> words_;   // 32·⌈d/32⌉
+  std::vector<double> key_hi_;     // 16·⌈d/16⌉
+  std::vector<double> block_max_;  // ⌈d/16⌉: maxima of key_hi_ over blocks of 16
+  std::vector<double> best_key_;  // k
+  std::vector<int32_t> best_index_;
+  std::vector<int32_t> candidate_;  // d: coordinates whose exact key is computed
+  std::vector<double> candidate_key_;
+  std::vector<float> z_;
+};
+
+}  // namespace perturbd
+
+#endif  // PERTURBD_SOLVERS_PERTURBED_NOISE_SELECT_H_
