@@ -159,6 +159,95 @@ def test_decode_rejects_inconsistent_tensors():
         perturbd.decode_tensor(pb.Tensor(dtype=pb.DTYPE_UNSPECIFIED, shape=[1], data=b"\0" * 4))
 
 
+# ------------------------------------------------------------------------------ framing
+# The client frames its requests' tensors and reads its responses' tensors itself (_wire);
+# protobuf's parser and serializer are the reference.
+
+
+def _solve_response(**tensors):
+    resp = pb.SolveResponse(request_id="r7")
+    for name, a in tensors.items():
+        perturbd._wire.encode_tensor_into(getattr(resp, name), a, name)
+    resp.stats.solves = 12
+    resp.stats.backend = "cpu"
+    return resp
+
+
+def test_encoded_request_parses_as_protobufs_own():
+    th = np.arange(12, dtype=np.float64).reshape(3, 4)[:, ::2]      # non-contiguous
+    targets = np.arange(6, dtype=">f8").reshape(3, 2)                # big-endian
+    got = pb.SolveRequest.FromString(perturbd.Client._solve_request(
+        problems.Argmax(), th, epsilon=0.5, num_samples=3, seed=4, targets=targets,
+        request_id="x"))
+    want = pb.SolveRequest(request_id="x")
+    want.problem.argmax.SetInParent()
+    perturbd._wire.encode_tensor_into(want.theta, th)
+    perturbd._wire.encode_tensor_into(want.targets, targets)
+    fill_noise(want.noise, epsilon=0.5, num_samples=3, seed=4, distribution="normal",
+               perturbation="additive")
+    want.outputs.SetInParent()
+    want.backend = pb.AUTO
+    assert got == want
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (), (0, 3)])
+def test_encode_message_tensor_shapes(shape):
+    a = np.asarray(np.arange(int(np.prod(shape))).reshape(shape) * 0.5, np.float32)
+    raw = perturbd._wire.encode_message(pb.BackwardRequest(request_id="q"),
+                                        [("theta", a), ("cotangent", a.astype(np.float64))])
+    req = pb.BackwardRequest.FromString(raw)
+    assert req.request_id == "q" and req.HasField("theta") and req.HasField("cotangent")
+    assert req.theta == perturbd.encode_tensor(a)
+    assert req.cotangent == perturbd.encode_tensor(a.astype(np.float64))
+
+
+@pytest.mark.parametrize("request_id", ["", "a", "ab", "abc", "s1234"])  # every alignment
+def test_response_decoder_matches_protobuf(request_id):
+    resp = _solve_response(solution=np.arange(12, dtype=np.float32).reshape(3, 4),
+                           value=np.arange(3, dtype=np.float64), loss=np.float32(2.5),
+                           samples=np.zeros((3, 0, 4), np.float32))
+    resp.request_id = request_id
+    msg, tensors = perturbd._wire.ResponseDecoder(pb.SolveResponse)(resp.SerializeToString())
+    assert msg.request_id == request_id and msg.stats == resp.stats
+    assert not msg.HasField("solution")    # tensors come apart from the message
+    assert sorted(tensors) == ["loss", "samples", "solution", "value"]
+    for name, a in tensors.items():
+        want = perturbd.decode_tensor(getattr(resp, name))
+        assert a.dtype == want.dtype and a.shape == want.shape
+        np.testing.assert_array_equal(a, want)
+        assert not a.flags.writeable and a.flags.aligned
+
+
+def test_response_decoder_unusual_encodings():
+    decode = perturbd._wire.ResponseDecoder(pb.SolveResponse)
+    y = np.arange(6, dtype=np.float32).reshape(2, 3)
+    # A Tensor field split over two occurrences merges (protobuf semantics).
+    head = pb.SolveResponse(solution=pb.Tensor(dtype=pb.FLOAT32, shape=[2, 3]))
+    tail = pb.SolveResponse(solution=pb.Tensor(data=y.tobytes()))
+    msg, tensors = decode(head.SerializeToString() + tail.SerializeToString())
+    np.testing.assert_array_equal(tensors["solution"], y)
+    # Unknown fields (a newer server) are skipped, inside and outside tensors.
+    unknown = bytes([15 << 3 | 0, 5])  # field 15, a varint
+    t = perturbd.encode_tensor(y).SerializeToString() + unknown
+    raw = bytes([2 << 3 | 2, len(t)]) + t + unknown
+    msg, tensors = decode(raw)
+    np.testing.assert_array_equal(tensors["solution"], y)
+    # An empty response has no tensors.
+    assert decode(b"") == (pb.SolveResponse(), {})
+
+
+def test_response_decoder_rejects_bad_responses():
+    decode = perturbd._wire.ResponseDecoder(pb.SolveResponse)
+    raw = _solve_response(solution=np.ones((2, 2), np.float32)).SerializeToString()
+    with pytest.raises(perturbd.ProtocolError, match="malformed"):
+        decode(raw[:-3])
+    bad = pb.SolveResponse(solution=pb.Tensor(dtype=pb.FLOAT32, shape=[2, 2], data=b"\0" * 12))
+    with pytest.raises(perturbd.ProtocolError, match="solution: 12 data bytes"):
+        decode(bad.SerializeToString())
+    with pytest.raises(perturbd.ProtocolError, match="dtype"):
+        decode(pb.SolveResponse(value=pb.Tensor(shape=[1], data=b"\0" * 4)).SerializeToString())
+
+
 # ------------------------------------------------------------------------------ noise / enums
 
 
@@ -187,18 +276,19 @@ def test_fill_noise():
 
 
 def test_request_building():
-    req = perturbd.Client._solve_request(
+    # Requests are built serialized (bytes): parse them back to inspect them.
+    req = pb.SolveRequest.FromString(perturbd.Client._solve_request(
         problems.TopK(2), np.zeros((3, 4), np.float32), epsilon=0.1, num_samples=5, seed=9,
         targets=np.zeros((3, 4), np.int64), jacobian=True, stderr=True, backend="cpu",
-        request_id="abc")
+        request_id="abc"))
     assert req.request_id == "abc" and req.problem.top_k.k == 2
     assert req.theta.dtype == pb.FLOAT32 and list(req.theta.shape) == [3, 4]
     assert req.targets.dtype == pb.FLOAT32  # integer targets follow θ's dtype
     assert req.outputs.jacobian and req.outputs.stderr and not req.outputs.samples
     assert req.backend == pb.CPU and req.noise.seed == 9
-    req = perturbd.Client._backward_request(
+    req = pb.BackwardRequest.FromString(perturbd.Client._backward_request(
         problems.Argmax(), np.zeros(4), np.ones(4, np.float32), epsilon=1, num_samples=2,
-        seed=1)
+        seed=1))
     assert req.theta.dtype == pb.FLOAT64 and req.cotangent.dtype == pb.FLOAT32
 
 

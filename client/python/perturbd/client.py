@@ -13,8 +13,8 @@
 Conventions (DESIGN.md §1, §5):
 
 * θ is [B, d] (a batch) or [d] (one instance: every output drops the batch axis).
-* Outputs have θ's dtype; float32 stays float32. Decoded arrays are zero-copy views over the
-  response bytes and therefore read-only.
+* Outputs have θ's dtype; float32 stays float32. Decoded arrays are read-only: zero-copy views
+  over the response bytes (an aligned copy where the data is misaligned for its dtype).
 * The noise Z[b, m, i] is a pure function of (seed, b, m, i, distribution), or of
   (instance_seeds[b], m, i) when instance seeds are given: the same seed replays the same
   noise, which is how ``backward`` matches a forward ``solve``. A fixed seed gives a
@@ -114,13 +114,23 @@ class SolveResult:
 
     @classmethod
     def from_proto(cls, resp):
-        def opt(name):
-            return _wire.decode_tensor(getattr(resp, name), name) if resp.HasField(name) else None
-        return cls(solution=opt("solution"), value=opt("value"), jacobian=opt("jacobian"),
-                   loss=opt("loss"), loss_grad=opt("loss_grad"),
-                   solution_stderr=opt("solution_stderr"), samples=opt("samples"),
-                   stats=SolveStats.from_proto(resp.stats) if resp.HasField("stats") else None,
-                   request_id=resp.request_id)
+        """From a ``perturbd_pb2.SolveResponse``."""
+        return cls._from_decoded(_wire.Decoded(resp, {
+            name: _wire.decode_tensor(getattr(resp, name), name)
+            for name in _SOLVE_TENSORS if resp.HasField(name)}))
+
+    @classmethod
+    def _from_decoded(cls, decoded):
+        msg, tensors = decoded
+        return cls(**{name: tensors.get(name) for name in _SOLVE_TENSORS},
+                   stats=SolveStats.from_proto(msg.stats) if msg.HasField("stats") else None,
+                   request_id=msg.request_id)
+
+
+_SOLVE_TENSORS = ("solution", "value", "jacobian", "loss", "loss_grad", "solution_stderr",
+                  "samples")
+_decode_solve_response = _wire.ResponseDecoder(pb.SolveResponse)
+_decode_backward_response = _wire.ResponseDecoder(pb.BackwardResponse)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -331,6 +341,13 @@ class Client:
         else:
             self._channel = grpc.insecure_channel(address, options=opts)
         self._stub = pb_grpc.PerturbedOptimizerStub(self._channel)
+        # The tensor-carrying RPCs send and receive bytes: requests are serialized when they are
+        # built and responses decoded after the call, both by _wire, which copies each tensor
+        # once at most instead of through protobuf's own bytes (see _wire).
+        method = "/%s/" % SERVICE_NAME
+        self._solve_rpc = self._channel.unary_unary(method + "Solve")
+        self._backward_rpc = self._channel.unary_unary(method + "Backward")
+        self._solve_stream_rpc = self._channel.stream_stream(method + "SolveStream")
         self._health_check = self._channel.unary_unary(
             _HEALTH_CHECK, request_serializer=_encode_health_request,
             response_deserializer=_decode_health_response)
@@ -409,49 +426,53 @@ class Client:
                        distribution="normal", perturbation="additive", variance_reduction=None,
                        antithetic=False, targets=None, jacobian=False, samples=False,
                        stderr=False, backend="auto", request_id=None):
+        """The serialized SolveRequest (bytes)."""
         req = pb.SolveRequest()
         if request_id:
             req.request_id = request_id
         req.problem.CopyFrom(_problem_proto(problem))
-        th = _wire.encode_tensor_into(req.theta, theta, "theta")
+        tensors = [("theta", _wire.wire_array(theta, "theta"))]
+        th = tensors[0][1]
         _wire.fill_noise(req.noise, epsilon=epsilon, num_samples=num_samples, seed=seed,
                          instance_seeds=instance_seeds, distribution=distribution,
                          perturbation=perturbation, variance_reduction=variance_reduction,
                          antithetic=antithetic)
         if targets is not None:
-            _wire.encode_tensor_into(req.targets, targets, "targets", like=th)
+            tensors.append(("targets", _wire.wire_array(targets, "targets", like=th)))
         req.outputs.jacobian = bool(jacobian)
         req.outputs.samples = bool(samples)
         req.outputs.stderr = bool(stderr)
         req.backend = _wire.parse_backend(backend)
-        return req
+        return _wire.encode_message(req, tensors)
 
     @staticmethod
     def _backward_request(problem, theta, cotangent, *, epsilon, num_samples, seed,
                           instance_seeds=None, distribution="normal", perturbation="additive",
                           variance_reduction=None, antithetic=False, backend="auto",
                           request_id=None):
+        """The serialized BackwardRequest (bytes)."""
         req = pb.BackwardRequest()
         if request_id:
             req.request_id = request_id
         req.problem.CopyFrom(_problem_proto(problem))
-        th = _wire.encode_tensor_into(req.theta, theta, "theta")
+        th = _wire.wire_array(theta, "theta")
         _wire.fill_noise(req.noise, epsilon=epsilon, num_samples=num_samples, seed=seed,
                          instance_seeds=instance_seeds, distribution=distribution,
                          perturbation=perturbation, variance_reduction=variance_reduction,
                          antithetic=antithetic)
-        _wire.encode_tensor_into(req.cotangent, cotangent, "cotangent", like=th)
+        cot = _wire.wire_array(cotangent, "cotangent", like=th)
         req.backend = _wire.parse_backend(backend)
-        return req
+        return _wire.encode_message(req, [("theta", th), ("cotangent", cot)])
 
     def _solve_call(self, req, timeout):
-        return SolveResult.from_proto(self._unary(self._stub.Solve, req, timeout))
+        return SolveResult._from_decoded(
+            _decode_solve_response(self._unary(self._solve_rpc, req, timeout)))
 
     def _backward_call(self, req, timeout):
-        resp = self._unary(self._stub.Backward, req, timeout)
-        if not resp.HasField("grad_theta"):
+        _, tensors = _decode_backward_response(self._unary(self._backward_rpc, req, timeout))
+        if "grad_theta" not in tensors:
             raise ProtocolError("Backward response without grad_theta")
-        return _wire.decode_tensor(resp.grad_theta, "grad_theta")
+        return tensors["grad_theta"]
 
     # --------------------------------------------------------------- public RPCs
 
@@ -581,7 +602,7 @@ class SolveStream:
         self._closed = False   # no more submits
         self._ended = False    # _END queued
         self._error = None
-        self._call = client._stub.SolveStream(
+        self._call = client._solve_stream_rpc(
             self._request_iter(), timeout=timeout, metadata=client.metadata,
             wait_for_ready=client.wait_for_ready)
         self._reader = threading.Thread(target=self._read, name="perturbd-stream-reader",
@@ -601,7 +622,9 @@ class SolveStream:
         stream numbers the requests and checks the echoed ids."""
         if "timeout" in kwargs:
             raise TypeError("submit() takes no timeout: use Client.stream(timeout=...)")
-        req = Client._solve_request(problem, theta, **kwargs)
+        # Numbered before encoding, which the id is part of; a failed submit skips a number.
+        rid = kwargs.pop("request_id", None) or "s%d" % next(self._ids)
+        req = Client._solve_request(problem, theta, request_id=rid, **kwargs)
         fut = concurrent.futures.Future()
         fut.set_running_or_notify_cancel()  # a sent request cannot be cancelled alone
         if self._slots is not None:
@@ -612,9 +635,7 @@ class SolveStream:
                     raise self._error._clone()
                 if self._closed:
                     raise RuntimeError("SolveStream is closed")
-                if not req.request_id:
-                    req.request_id = "s%d" % next(self._ids)
-                self._pending.append((req.request_id, fut))
+                self._pending.append((rid, fut))
                 self._requests.put(req)
         except BaseException:
             if self._slots is not None:
@@ -635,10 +656,12 @@ class SolveStream:
                         break
                     rid, fut = self._pending.popleft()
                 try:
-                    if resp.request_id and resp.request_id != rid:
+                    decoded = _decode_solve_response(resp)
+                    echoed = decoded.message.request_id
+                    if echoed and echoed != rid:
                         raise ProtocolError("SolveStream: response %r for request %r (out of order)"
-                                            % (resp.request_id, rid))
-                    result = SolveResult.from_proto(resp)
+                                            % (echoed, rid))
+                    result = SolveResult._from_decoded(decoded)
                 except PerturbdError as e:
                     fut.set_exception(e)
                 else:
