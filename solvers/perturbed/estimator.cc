@@ -96,6 +96,26 @@ void AddTo(std::vector<double>& acc, const std::vector<double>& x) {
   for (size_t i = 0; i < acc.size(); ++i) acc[i] += x[i];
 }
 
+// DotVector(a, b, n) where a is zero outside `support` (ascending): the same partial sums
+// term for term, without the zero terms. A zero term a_i·b_i = ±0 (b finite) leaves a partial
+// sum as it is: they start at +0 and a sum of doubles is never −0 unless both terms are.
+double DotVectorSparse(const double* a, const double* b, absl::Span<const int32_t> support) {
+  double acc[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+  for (const int32_t i : support) acc[i % 8] += a[i] * b[i];
+  double s = 0.0;
+  for (size_t l = 0; l < 8; ++l) s += acc[l];
+  return s;
+}
+
+// True when every η = θ + εZ of the request is finite, Z within the float transforms' range
+// (|Z| < 20): the FY dot product may then skip the zero targets (DotVectorSparse) without
+// losing a 0·∞ = NaN that the full pass would produce.
+bool EtaStaysFinite(const PerturbedRequest& request) {
+  double max_abs = 0.0;
+  for (const double t : request.theta) max_abs = std::max(max_abs, std::fabs(t));
+  return max_abs + 20.0 * request.noise.epsilon < 1e38;  // below FLT_MAX, for FLOAT32 η
+}
+
 }  // namespace
 
 EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
@@ -128,8 +148,9 @@ EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
   constexpr int64_t kMinSelectDimension = 64;
   const int64_t k = oracle.selection_k();
   if (k > 0 && k <= static_cast<int64_t>(NoiseSelector::kMaxK) && k < plan.dimension &&
-      plan.dimension >= kMinSelectDimension && !derivative && !plan.fenchel_young &&
-      plan.perturbation == Perturbation::kAdditive && plan.epsilon >= 0.0) {
+      plan.dimension >= kMinSelectDimension && !derivative &&
+      plan.perturbation == Perturbation::kAdditive && plan.epsilon >= 0.0 &&
+      (!plan.fenchel_young || EtaStaysFinite(request))) {
     plan.select_k = k;
   }
 
@@ -226,10 +247,13 @@ absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const
                                                 double* sample_out, double* s_out) {
   const size_t d = static_cast<size_t>(plan.dimension);
   // ∇ν only feeds the Jacobian and the VJP: a plain forward pass skips it.
-  if (selector_ != nullptr && row.single) {
-    // The same y (and η where y is non-zero) without most of the noise transforms.
+  const bool select = selector_ != nullptr && row.single &&
+                      (!plan.fenchel_young || target_support_.size() <= kMaxSparseTargets);
+  if (select) {
+    // The same y (and η where y or the targets are non-zero) without most of the noise
+    // transforms.
     selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense, y,
-                      eta_.data());
+                      eta_.data(), target_support_);
   } else {
     const bool derivative = plan.jacobian || plan.vjp;
     FillNoise(row, absl::MakeSpan(z_), derivative ? absl::MakeSpan(grad) : absl::Span<double>());
@@ -248,7 +272,8 @@ absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const
     for (size_t k = 0; k < y.size(); ++k) sums.sum_unit2[y.index(k)] += y.value(k) * y.value(k);
   }
   if (plan.fenchel_young) {
-    const double t_dot_eta = DotVector(targets.data(), eta_.data(), d);
+    const double t_dot_eta = select ? DotVectorSparse(targets.data(), eta_.data(), target_support_)
+                                    : DotVector(targets.data(), eta_.data(), d);
     sums.loss += plan.sense == Sense::kMaximize ? y_dot_eta - t_dot_eta : t_dot_eta - y_dot_eta;
     if (plan.perturbation == Perturbation::kMultiplicative) {
       for (size_t k = 0; k < y.size(); ++k) sums.sum_wy[y.index(k)] += w_[y.index(k)] * y.value(k);
@@ -285,6 +310,14 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
   const size_t d = static_cast<size_t>(plan.dimension);
   const bool loo = plan.variance_reduction == VarianceReduction::kLeaveOneOut;
   workspace_->Reset();
+  if (selector_ != nullptr && plan.fenchel_young) {
+    // The non-zero targets of this instance: with few of them (one-hot, k-hot labels) the
+    // selector computes η there too and the FY dot product skips the rest.
+    target_support_.clear();
+    for (size_t i = 0; i < d && target_support_.size() <= kMaxSparseTargets; ++i) {
+      if (targets[i] != 0.0) target_support_.push_back(static_cast<int32_t>(i));
+    }
+  }
   for (int64_t u = first; u < last; ++u) {
     double s[2] = {0.0, 0.0};
     for (int64_t p = 0; p < plan.samples_per_unit; ++p) {

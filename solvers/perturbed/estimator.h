@@ -60,8 +60,8 @@ struct EstimatorPlan {
   // Derived needs.
   bool need_grad_sum = false;  // G
   bool need_pairs = false;     // unit-level sums of y (pair stderr, antithetic LOO)
-  // k > 0: y_m comes from NoiseSelector (a forward pass of an argmax / top-k oracle with
-  // additive noise and nothing that needs all of η or ∇ν).
+  // k > 0: y_m comes from NoiseSelector (a forward or FY pass of an argmax / top-k oracle with
+  // additive noise and nothing that needs ∇ν; FY only with sparse targets, per instance).
   int64_t select_k = 0;
 
   static EstimatorPlan Make(const PerturbedRequest& request);
@@ -120,6 +120,10 @@ class EstimatorScratch {
 
   std::unique_ptr<OracleWorkspace> workspace_;
   std::unique_ptr<NoiseSelector> selector_;  // plan.select_k > 0
+  // FY with the selector: the non-zero targets of the current instance, when there are at most
+  // kMaxSparseTargets of them (else the full pass runs).
+  static constexpr size_t kMaxSparseTargets = 64;
+  std::vector<int32_t> target_support_;
   std::vector<double> z_, eta_, w_, pair_y_, pair_grad_;
   std::vector<double> grad_[2];
   SparseVector y_[2];

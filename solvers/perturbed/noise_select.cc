@@ -357,6 +357,7 @@ NoiseSelector::NoiseSelector(size_t d, size_t k, bool vector_kernels)
       best_key_(k),
       best_index_(k),
       candidate_(d),
+      merged_(d),
       candidate_key_(d),
       z_(d) {
   assert(k >= 1 && k <= d && k <= kMaxK);
@@ -418,7 +419,7 @@ void NoiseSelector::KeyBounds(const NoiseRow& row, const double* theta, double e
 
 size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta,
                              double epsilon, bool f32, Sense sense, SparseVector& y,
-                             double* eta) {
+                             double* eta, absl::Span<const int32_t> also_exact) {
   assert(row.single && theta.size() == d_);
   const double sign = sense == Sense::kMaximize ? 1.0 : -1.0;
   const size_t d = d_;
@@ -457,7 +458,16 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
   const double threshold = *std::min_element(cand_key, cand_key + k);
 
   // 3. TopKOracle's scan over the coordinates whose bound is ≥ T, in index order.
-  const size_t n = Candidates(key_hi, block_max_.data(), blocks, threshold, cand);
+  size_t n = Candidates(key_hi, block_max_.data(), blocks, threshold, cand);
+  if (!also_exact.empty()) {
+    // Offering a coordinate that is not a candidate changes nothing: its key is < T, below
+    // each of the k best, so it leaves the buffer again and ties none of them.
+    int32_t* merged = merged_.data();
+    n = static_cast<size_t>(std::set_union(cand, cand + n, also_exact.begin(), also_exact.end(),
+                                           merged) -
+                            merged);
+    cand = merged;
+  }
   ExactKeys(row, words, th, cand, n, epsilon, f32, sign, z, cand_key, eta);
   size = 0;
   for (size_t j = 0; j < n; ++j) Offer(cand_key[j], cand[j], k, size, bk, bi);

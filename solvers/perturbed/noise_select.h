@@ -53,10 +53,12 @@ class NoiseSelector {
 
   // y ← the k best coordinates, ascending, of η = θ + ε·Z[row] (row.single noise) computed in
   // double and rounded to float when `f32`, by key η (MAXIMIZE) or −η (MINIMIZE); eta[i] ← η_i
-  // for every coordinate whose Z was computed (the chosen ones included; the others are left
-  // as they were). θ finite, ε ≥ 0. Returns how many Z were computed.
+  // for every coordinate whose Z was computed: the chosen ones and those of `also_exact`
+  // (ascending, distinct) included, the others left as they were. θ finite, ε ≥ 0. Returns
+  // how many Z were computed.
   size_t Select(const NoiseRow& row, absl::Span<const double> theta, double epsilon, bool f32,
-                Sense sense, SparseVector& y, double* eta);
+                Sense sense, SparseVector& y, double* eta,
+                absl::Span<const int32_t> also_exact = {});
 
  private:
   // key_hi_[i] ≥ sign·η_i for i < d; −∞ on the padding.
@@ -71,6 +73,7 @@ class NoiseSelector {
   std::vector<double> best_key_;  // k
   std::vector<int32_t> best_index_;
   std::vector<int32_t> candidate_;  // d: coordinates whose exact key is computed
+  std::vector<int32_t> merged_;     // d: candidate_ ∪ also_exact
   std::vector<double> candidate_key_;
   std::vector<float> z_;
 };

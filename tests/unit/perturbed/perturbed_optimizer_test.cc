@@ -414,9 +414,9 @@ TEST_F(PerturbedTest, SameSeedIsBitIdenticalForAnyThreadCount) {
   }
 }
 
-// A forward pass of argmax / top-k takes NoiseSelector's path (most Z never computed); a
-// request with a cotangent takes the full one. On one seed their solutions, values, stderrs
-// and samples must be the same bits.
+// A forward or FY pass of argmax / top-k takes NoiseSelector's path (most Z never computed); a
+// request with a cotangent takes the full one. On one seed their solutions, values, stderrs,
+// samples and FY losses must be the same bits.
 TEST_F(PerturbedTest, SelectionForwardEqualsTheFullPassBitForBit) {
   const int64_t d = 300, batch = 3;
   std::vector<double> theta(static_cast<size_t>(batch * d));
@@ -442,6 +442,22 @@ TEST_F(PerturbedTest, SelectionForwardEqualsTheFullPassBitForBit) {
           EXPECT_EQ(a.solution_stderr, b.solution_stderr) << oracle->name();
           EXPECT_EQ(a.samples, b.samples) << oracle->name();
           EXPECT_FALSE(a.solution.empty());
+
+          // Fenchel–Young with one-hot targets: the selector computes η at the targets too and
+          // the loss skips the zero ones. The full pass: the same request with a cotangent.
+          std::vector<double> targets(theta.size(), 0.0);
+          for (int64_t b = 0; b < batch; ++b) targets[static_cast<size_t>(b * d + 7 * b + 3)] = 1.0;
+          PerturbedRequest fy = Request(*oracle, theta, noise);
+          fy.dtype = dtype;
+          fy.targets = targets;
+          PerturbedRequest fy_full = fy;
+          fy_full.cotangent = cotangent;
+          const PerturbedResult c = Run(fy);
+          const PerturbedResult e = Run(fy_full);
+          EXPECT_EQ(c.loss, e.loss) << oracle->name();
+          EXPECT_EQ(c.loss_grad, e.loss_grad) << oracle->name();
+          EXPECT_EQ(c.solution, e.solution) << oracle->name();
+          EXPECT_FALSE(c.loss.empty());
         }
       }
     }
