@@ -201,55 +201,23 @@ _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 _HEALTH_STATUS = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 
 
-def _varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _read_varint(buf, pos):
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ProtocolError("health response: truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-
-
 def _encode_health_request(service):
     raw = service.encode("utf-8")
-    return b"\x0a" + _varint(len(raw)) + raw if raw else b""
+    return b"\x0a" + _wire._varint(len(raw)) + raw if raw else b""
 
 
 def _decode_health_response(buf):
     status = 0
     pos = 0
-    while pos < len(buf):
-        key, pos = _read_varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _read_varint(buf, pos)
-            if field == 1:
-                status = value
-        elif wire == 1:
-            pos += 8
-        elif wire == 2:
-            n, pos = _read_varint(buf, pos)
-            pos += n
-        elif wire == 5:
-            pos += 4
-        else:
-            raise ProtocolError("health response: unsupported wire type %d" % wire)
+    try:
+        while pos < len(buf):
+            key, pos = _wire._read_varint(buf, pos)
+            if key == 1 << 3 | _wire._VARINT:  # HealthCheckResponse.status
+                status, pos = _wire._read_varint(buf, pos)
+            else:
+                pos = _wire._skip_field(buf, pos, key & 7)
+    except (IndexError, ValueError) as e:
+        raise ProtocolError("health response: malformed (%s)" % (e or "truncated")) from None
     return _HEALTH_STATUS.get(status, "UNKNOWN")
 
 
