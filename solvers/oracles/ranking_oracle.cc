@@ -169,8 +169,7 @@ bool AllFloats(const double* __restrict key, size_t d, float* __restrict key32) 
 
 void Ranks(const double* key, size_t d, int32_t* rank, float* key32) {
 #ifdef PERTURBD_RANKING_AVX512
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) {
+  if (CpuHasAvx512F()) {
     if (AllFloats(key, d, key32)) {
       CountRanksAvx512F32(key32, d, rank);
     } else {

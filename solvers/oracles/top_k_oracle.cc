@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "solvers/base/status_macros.h"
+#include "solvers/oracles/internal/top_k_buffer.h"
 #include "solvers/oracles/internal/validation.h"
 #include "solvers/oracles/internal/vector_clones.h"
 
@@ -24,9 +25,8 @@ constexpr size_t kScanBlock = 16;
 
 // The k best keys sign·x[i] (descending; ties: lower index first) into bk / bi, 1 ≤ k < d.
 //
-// The k-buffer scan: in index order, a later index enters only with a strictly larger key (the
-// total order is key descending, then index ascending) and drops the current k-th; NaN ranks
-// as −∞. Run over any subsequence (in index order) that contains the top k, it returns them.
+// The k-buffer scan (OfferTopK, internal/top_k_buffer.h) in index order; NaN ranks as −∞.
+// Run over any subsequence (in index order) that contains the top k, it returns them.
 //
 // Two passes pick such a subsequence: the maxima of the blocks of 16 keys (vector code), and
 // T = the k-th largest of them. At least k keys (those maxima) are ≥ T, so a key < T is not in
@@ -36,16 +36,6 @@ PERTURBD_ORACLE_VECTOR_CLONES
 void ScanTopK(const double* __restrict x, size_t d, double sign, size_t k, double* __restrict bk,
               int32_t* __restrict bi, double* __restrict block_max) {
   constexpr double kMinusInf = -std::numeric_limits<double>::infinity();
-  auto insert = [&](size_t size, size_t i, double v) {
-    size_t pos = size == k ? k - 1 : size;
-    while (pos > 0 && v > bk[pos - 1]) {
-      bk[pos] = bk[pos - 1];
-      bi[pos] = bi[pos - 1];
-      --pos;
-    }
-    bk[pos] = v;
-    bi[pos] = static_cast<int32_t>(i);
-  };
   const size_t blocks = d / kScanBlock;  // whole blocks; the tail is always visited
   double threshold = kMinusInf;
   if (blocks >= 2 * k) {
@@ -59,29 +49,17 @@ void ScanTopK(const double* __restrict x, size_t d, double sign, size_t k, doubl
       }
       block_max[g] = m;
     }
-    // T = the k-th largest block maximum (the k-buffer over the maxima; keys only).
+    // T = the k-th largest block maximum (the k-buffer over the maxima).
     size_t size = 0;
     for (size_t g = 0; g < blocks; ++g) {
-      const double v = block_max[g];
-      if (size == k && !(v > bk[k - 1])) continue;
-      size_t pos = size == k ? k - 1 : size++;
-      while (pos > 0 && v > bk[pos - 1]) {
-        bk[pos] = bk[pos - 1];
-        --pos;
-      }
-      bk[pos] = v;
+      OfferTopK(block_max[g], static_cast<int32_t>(g), k, size, bk, bi);
     }
     threshold = bk[k - 1];
   }
   size_t size = 0;
   auto visit = [&](size_t i) {
-    double v = sign * x[i];
-    if (std::isnan(v)) v = kMinusInf;
-    if (size < k) {
-      insert(size++, i, v);
-    } else if (v > bk[k - 1]) {
-      insert(k, i, v);
-    }
+    const double v = sign * x[i];
+    OfferTopK(std::isnan(v) ? kMinusInf : v, static_cast<int32_t>(i), k, size, bk, bi);
   };
   if (threshold == kMinusInf) {  // no useful bound (small d, or −∞ / NaN keys): visit all
     for (size_t i = 0; i < d; ++i) visit(i);

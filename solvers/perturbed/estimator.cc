@@ -34,10 +34,10 @@ void FormEta(const EstimatorPlan& plan, const double* __restrict theta, const do
   if (plan.perturbation == Perturbation::kAdditive) {
     if (f32) {
 #pragma omp simd
-      for (size_t i = 0; i < d; ++i) eta[i] = static_cast<float>(theta[i] + eps * z[i]);
+      for (size_t i = 0; i < d; ++i) eta[i] = AdditiveEta(theta[i], eps, z[i], true);
     } else {
 #pragma omp simd
-      for (size_t i = 0; i < d; ++i) eta[i] = theta[i] + eps * z[i];
+      for (size_t i = 0; i < d; ++i) eta[i] = AdditiveEta(theta[i], eps, z[i], false);
     }
     return;
   }

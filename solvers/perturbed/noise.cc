@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "solvers/oracles/internal/vector_clones.h"
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
 #include <immintrin.h>
 #endif
@@ -119,8 +121,7 @@ __attribute__((target("avx512f"))) void PhiloxWordsAvx512(const NoiseRow& row, u
 
 void PhiloxWords(const NoiseRow& row, uint32_t q0, size_t nq, Words& w) {
 #ifdef PERTURBD_PHILOX_AVX512
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) {
+  if (CpuHasAvx512F()) {
     PhiloxWordsAvx512(row, q0, nq, w);
     return;
   }

@@ -77,8 +77,13 @@ PERTURBD_HOST_DEVICE float UniformOpenF(uint32_t x) {
   return static_cast<float>(static_cast<int32_t>(((x >> 9) << 1) | 1u)) * 5.9604644775390625e-8f;
 }
 
+// The Box–Muller radius √(−2 ln u₀) in float (NoiseSelector bounds it bucket by bucket).
+PERTURBD_HOST_DEVICE float BoxMullerRadiusF(float u0) {
+  return std::sqrt(-2.0f * noise_math::LogF(u0));
+}
+
 PERTURBD_HOST_DEVICE void BoxMullerF(float u0, float u1, float sign, float& z0, float& z1) {
-  const float radius = std::sqrt(-2.0f * noise_math::LogF(u0));
+  const float radius = BoxMullerRadiusF(u0);
   float s, c;
   noise_math::SinCos2PiF(u1, s, c);
   z0 = sign * (radius * c);
@@ -199,21 +204,28 @@ void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> gra
 void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words);
 
 // Z[row, i] in single precision from NoiseWords' words (row.single): FillNoise's value, bit for
-// bit (the same scalar transforms; a NORMAL lane reads its Box–Muller partner, 8 coordinates
-// away in the same quad).
-PERTURBD_HOST_DEVICE float NoiseFromWordsF(const NoiseRow& row, const uint32_t* words,
-                                           uint32_t i) {
+// bit (the same scalar transforms). The two distributions apart, for loops over coordinates:
+// GUMBEL reads word i; NORMAL lane i reads its Box–Muller partner too, 8 coordinates away in
+// the same quad, and z_sign is −1 for the second sample of an antithetic pair.
+PERTURBD_HOST_DEVICE float GumbelFromWordsF(const uint32_t* words, uint32_t i) {
+  float z, grad_nu;
+  noise_internal::GumbelF(noise_internal::UniformOpenF(words[i]), z, grad_nu);
+  return z;
+}
+PERTURBD_HOST_DEVICE float NormalFromWordsF(const uint32_t* words, uint32_t i, float z_sign) {
   using noise_internal::UniformOpenF;
-  float z0, z1;
-  if (row.distribution == NoiseDistribution::kGumbel) {
-    noise_internal::GumbelF(UniformOpenF(words[i]), z0, z1);
-    return z0;
-  }
   const uint32_t odd = NoiseLaneOf(i) & 1u;  // lanes (0, 1) and (2, 3) are pairs
   const uint32_t first = i - 8u * odd;
-  noise_internal::BoxMullerF(UniformOpenF(words[first]), UniformOpenF(words[first + 8u]),
-                             NoiseFlipped(row) ? -1.0f : 1.0f, z0, z1);
+  float z0, z1;
+  noise_internal::BoxMullerF(UniformOpenF(words[first]), UniformOpenF(words[first + 8u]), z_sign,
+                             z0, z1);
   return odd != 0u ? z1 : z0;
+}
+PERTURBD_HOST_DEVICE float NoiseFromWordsF(const NoiseRow& row, const uint32_t* words,
+                                           uint32_t i) {
+  return row.distribution == NoiseDistribution::kGumbel
+             ? GumbelFromWordsF(words, i)
+             : NormalFromWordsF(words, i, NoiseFlipped(row) ? -1.0f : 1.0f);
 }
 
 }  // namespace perturbd

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "solvers/oracles/internal/top_k_buffer.h"
 #include "solvers/oracles/internal/vector_clones.h"
 #include "solvers/perturbed/noise_math.h"
 
@@ -54,8 +55,7 @@ PERTURBD_ORACLE_VECTOR_CLONES
 void EvalRadius(uint32_t w0, float* __restrict r) {
 #pragma omp simd
   for (uint32_t j = 0; j < kEvalBlock; ++j) {
-    // BoxMullerF's radius, the same expression.
-    r[j] = std::sqrt(-2.0f * noise_math::LogF(UniformOfIndex(w0 + j)));
+    r[j] = noise_internal::BoxMullerRadiusF(UniformOfIndex(w0 + j));
   }
 }
 
@@ -130,10 +130,9 @@ const BucketBounds& Bounds(NoiseDistribution distribution) {
   return *normal;
 }
 
-// η as FormEta computes it: θ + ε·z in double, rounded once to float for FLOAT32 θ.
+// AdditiveEta of a float Z.
 inline double Eta(double theta, double epsilon, float z, bool f32) {
-  const double v = theta + epsilon * static_cast<double>(z);
-  return f32 ? static_cast<double>(static_cast<float>(v)) : v;
+  return AdditiveEta(theta, epsilon, static_cast<double>(z), f32);
 }
 
 // key_hi[i] ≥ sign·η_i for a GUMBEL row, i < n (the portable kernel).
@@ -266,41 +265,21 @@ __attribute__((target("avx512f"))) double NormalKeyBoundsAvx512(const BucketBoun
 }
 #endif
 
-bool HasAvx512() {
-#ifdef PERTURBD_SELECT_AVX512
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  return avx512;
-#else
-  return false;
-#endif
-}
-
 // η_i (stored into eta[i]) and key[j] = sign·η_i of the coordinates i = idx[j], j < n, from
-// the row's words: the transforms of NoiseFromWordsF in a loop that vectorises (the same bits:
-// no contraction, the same operations).
+// the row's words (NoiseFromWordsF, one loop per distribution so that it vectorises).
 PERTURBD_ORACLE_VECTOR_CLONES
 void ExactKeys(const NoiseRow& row, const uint32_t* __restrict words,
                const double* __restrict theta, const int32_t* __restrict idx, size_t n,
                double epsilon, bool f32, double sign, float* __restrict z,
                double* __restrict key, double* __restrict eta) {
-  using noise_internal::UniformOpenF;
   if (row.distribution == NoiseDistribution::kGumbel) {
 #pragma omp simd
-    for (size_t j = 0; j < n; ++j) {
-      float g;
-      noise_internal::GumbelF(UniformOpenF(words[idx[j]]), z[j], g);
-    }
+    for (size_t j = 0; j < n; ++j) z[j] = GumbelFromWordsF(words, static_cast<uint32_t>(idx[j]));
   } else {
     const float z_sign = NoiseFlipped(row) ? -1.0f : 1.0f;
 #pragma omp simd
     for (size_t j = 0; j < n; ++j) {
-      const uint32_t i = static_cast<uint32_t>(idx[j]);
-      const uint32_t odd = NoiseLaneOf(i) & 1u;
-      const uint32_t first = i - 8u * odd;
-      float z0, z1;
-      noise_internal::BoxMullerF(UniformOpenF(words[first]), UniformOpenF(words[first + 8u]),
-                                 z_sign, z0, z1);
-      z[j] = odd != 0u ? z1 : z0;
+      z[j] = NormalFromWordsF(words, static_cast<uint32_t>(idx[j]), z_sign);
     }
   }
   for (size_t j = 0; j < n; ++j) {
@@ -326,20 +305,6 @@ size_t Candidates(const double* __restrict key_hi, const double* __restrict bloc
   return n;
 }
 
-// The top-k buffer of TopKOracle's scan: keys descending, ties by index ascending (a later
-// index enters only with a strictly larger key). `size` counts the entries so far.
-inline void Offer(double key, int32_t index, size_t k, size_t& size, double* bk, int32_t* bi) {
-  if (size == k && !(key > bk[k - 1])) return;
-  size_t pos = size == k ? k - 1 : size++;
-  while (pos > 0 && key > bk[pos - 1]) {
-    bk[pos] = bk[pos - 1];
-    bi[pos] = bi[pos - 1];
-    --pos;
-  }
-  bk[pos] = key;
-  bi[pos] = index;
-}
-
 }  // namespace
 
 void NoiseSelector::PrepareBounds() {
@@ -350,7 +315,7 @@ void NoiseSelector::PrepareBounds() {
 NoiseSelector::NoiseSelector(size_t d, size_t k, bool vector_kernels)
     : d_(d),
       k_(k),
-      avx512_(vector_kernels && HasAvx512()),
+      avx512_(vector_kernels && CpuHasAvx512F()),
       words_((d + 31) / 32 * 32),
       key_hi_((d + 15) / 16 * 16),
       block_max_((d + 15) / 16),
@@ -439,7 +404,9 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
   int32_t* bi = best_index_.data();
   size_t size = 0;
   if (blocks >= 2 * k) {
-    for (size_t g = 0; g < blocks; ++g) Offer(block_max_[g], static_cast<int32_t>(g), k, size, bk, bi);
+    for (size_t g = 0; g < blocks; ++g) {
+      OfferTopK(block_max_[g], static_cast<int32_t>(g), k, size, bk, bi);
+    }
     for (size_t j = 0; j < k; ++j) {
       const size_t first = 16 * static_cast<size_t>(bi[j]);
       size_t at = first;
@@ -447,7 +414,9 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
       bi[j] = static_cast<int32_t>(at);
     }
   } else {
-    for (size_t i = 0; i < d; ++i) Offer(key_hi[i], static_cast<int32_t>(i), k, size, bk, bi);
+    for (size_t i = 0; i < d; ++i) {
+      OfferTopK(key_hi[i], static_cast<int32_t>(i), k, size, bk, bi);
+    }
   }
   const uint32_t* words = words_.data();
   int32_t* cand = candidate_.data();
@@ -470,7 +439,7 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
   }
   ExactKeys(row, words, th, cand, n, epsilon, f32, sign, z, cand_key, eta);
   size = 0;
-  for (size_t j = 0; j < n; ++j) Offer(cand_key[j], cand[j], k, size, bk, bi);
+  for (size_t j = 0; j < n; ++j) OfferTopK(cand_key[j], cand[j], k, size, bk, bi);
   const size_t exact = k + n;
   assert(size == k);
   std::sort(bi, bi + k);

@@ -113,13 +113,6 @@ class SolveResult:
     request_id: str = ""
 
     @classmethod
-    def from_proto(cls, resp):
-        """From a ``perturbd_pb2.SolveResponse``."""
-        return cls._from_decoded(_wire.Decoded(resp, {
-            name: _wire.decode_tensor(getattr(resp, name), name)
-            for name in _SOLVE_TENSORS if resp.HasField(name)}))
-
-    @classmethod
     def _from_decoded(cls, decoded):
         msg, tensors = decoded
         return cls(**{name: tensors.get(name) for name in _SOLVE_TENSORS},

@@ -12,4 +12,18 @@
 #define PERTURBD_ORACLE_VECTOR_CLONES
 #endif
 
+namespace perturbd {
+
+// True on a CPU with AVX-512F, for the kernels written with its intrinsics (checked once).
+inline bool CpuHasAvx512F() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  return avx512;
+#else
+  return false;
+#endif
+}
+
+}  // namespace perturbd
+
 #endif  // PERTURBD_SOLVERS_ORACLES_INTERNAL_VECTOR_CLONES_H_
