@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -13,56 +14,76 @@ namespace perturbd {
 namespace {
 
 
-// A 4-ary min-heap of (distance, cell) entries ordered by distance, then cell — a strict total
-// order on distinct cells, so the pop sequence is that of any exact priority queue (the
-// binary heap this replaced included) — on storage reserved once. Four children per node
-// halve the depth; their keys share a cache line.
+// A 4-ary min-heap of cells ordered by (distance, cell) — a strict total order on distinct
+// cells, so the pop sequence is that of any exact priority queue (the binary heap this
+// replaced included) — on storage reserved once. Four children per node halve the depth and
+// share a cache line.
+//
+// The order is one unsigned 128-bit key, distance bits above the cell: for distances ≥ 0
+// (+∞ included; −0 is stored as +0) the IEEE bits order as the values do, so every comparison
+// is a two-instruction integer compare the compiler turns into conditional moves. Pop walks
+// the hole down to a leaf along the smaller children (three branch-free compares a level, a
+// loop whose trip count is the depth) and sifts the last entry up from there, which rarely
+// moves it: the comparisons that decide the order no longer steer branches, which were most
+// of a solve's time (random distances mispredict half of them).
 class CellHeap {
  public:
-  explicit CellHeap(int32_t n) : entries_(static_cast<size_t>(n)) {}
+  using Key = unsigned __int128;
+  explicit CellHeap(int32_t n) : keys_(static_cast<size_t>(n)) {}
   bool empty() const { return size_ == 0; }
   void Clear() { size_ = 0; }
-  void Push(double dist, int32_t cell) {
-    const Entry e{dist, cell};
+  static Key MakeKey(double dist, int32_t cell) {
+    const double non_negative_zero = dist + 0.0;  // −0 + 0 = +0; other values unchanged
+    uint64_t bits;
+    std::memcpy(&bits, &non_negative_zero, sizeof(bits));
+    return (static_cast<Key>(bits) << 32) | static_cast<uint32_t>(cell);
+  }
+  void Push(Key key) {
+    Key* keys = keys_.data();
     size_t i = size_++;
     while (i > 0) {
       const size_t parent = (i - 1) / 4;
-      if (!Less(e, entries_[parent])) break;
-      entries_[i] = entries_[parent];
+      if (!(key < keys[parent])) break;
+      keys[i] = keys[parent];
       i = parent;
     }
-    entries_[i] = e;
+    keys[i] = key;
   }
   int32_t Pop() {
-    const int32_t top = entries_[0].cell;
-    const Entry e = entries_[--size_];
-    const size_t n = size_;
+    Key* keys = keys_.data();
+    const int32_t top = static_cast<int32_t>(static_cast<uint32_t>(keys[0]));
+    const size_t n = --size_;
+    const Key last = keys[n];
+    // Down to a node with fewer than four children, always along the smallest child.
     size_t i = 0;
-    for (;;) {
-      const size_t first = 4 * i + 1;
-      if (first >= n) break;
-      size_t m = first;
-      const size_t last = std::min(first + 4, n);
-      for (size_t c = first + 1; c < last; ++c) {
-        if (Less(entries_[c], entries_[m])) m = c;
-      }
-      if (!Less(entries_[m], e)) break;
-      entries_[i] = entries_[m];
+    for (size_t first = 1; first + 4 <= n; first = 4 * i + 1) {
+      const size_t a = keys[first + 1] < keys[first] ? first + 1 : first;
+      const size_t b = keys[first + 3] < keys[first + 2] ? first + 3 : first + 2;
+      const size_t m = keys[b] < keys[a] ? b : a;
+      keys[i] = keys[m];
       i = m;
     }
-    if (n > 0) entries_[i] = e;
+    // The last level may hold one to three children.
+    const size_t first = 4 * i + 1;
+    if (first < n) {
+      size_t m = first;
+      for (size_t c = first + 1; c < n; ++c) m = keys[c] < keys[m] ? c : m;
+      keys[i] = keys[m];
+      i = m;
+    }
+    // The hole is at a leaf: the last entry goes there, or above it.
+    while (i > 0) {
+      const size_t parent = (i - 1) / 4;
+      if (!(last < keys[parent])) break;
+      keys[i] = keys[parent];
+      i = parent;
+    }
+    keys[i] = last;
     return top;
   }
 
  private:
-  struct Entry {
-    double dist;
-    int32_t cell;
-  };
-  static bool Less(const Entry& a, const Entry& b) {
-    return a.dist < b.dist || (a.dist == b.dist && a.cell < b.cell);
-  }
-  std::vector<Entry> entries_;
+  std::vector<Key> keys_;
   size_t size_ = 0;
 };
 
@@ -70,31 +91,44 @@ class CellHeap {
 // The border is permanently "reached", so relaxing a neighbour needs no bounds check; padded
 // indices are in the same order as cell indices, so ties break as before.
 struct GridWorkspace final : OracleWorkspace {
-  // Interior cells hold the epoch of the last solve that reached them; the border holds
-  // kBorder, above every epoch.
-  static constexpr uint32_t kBorder = 0xFFFFFFFFu;
-
   GridWorkspace(int32_t rows, int32_t cols)
       : width(cols + 2),
         cost(Padded(rows, cols), 0.0),
         dist(Padded(rows, cols)),
         pred(Padded(rows, cols)),
-        seen(Padded(rows, cols), kBorder),
+        border_bits(Padded(rows, cols) / 8 + 9, 0),
+        reached_bits(border_bits.size()),
         heap(rows * cols),
         path(static_cast<size_t>(rows) * static_cast<size_t>(cols)) {
-    for (int32_t r = 0; r < rows; ++r) {
-      for (int32_t c = 0; c < cols; ++c) seen[static_cast<size_t>((r + 1) * width + c + 1)] = 0;
+    for (size_t v = 0; v < Padded(rows, cols); ++v) {
+      const size_t r = v / static_cast<size_t>(width);
+      const size_t c = v % static_cast<size_t>(width);
+      const bool border = r == 0 || r == static_cast<size_t>(rows) + 1 || c == 0 ||
+                          c == static_cast<size_t>(cols) + 1;
+      if (border) border_bits[v / 8] |= static_cast<uint8_t>(1u << (v % 8));
     }
   }
   static size_t Padded(int32_t rows, int32_t cols) {
     return static_cast<size_t>(rows + 2) * static_cast<size_t>(cols + 2);
   }
+  // Bits v .. v + 2 of the reached set (bit v lowest). Eight bytes of slack past the grid keep
+  // the load in bounds.
+  uint32_t ThreeReached(int32_t v) const {
+    uint64_t word;
+    std::memcpy(&word, reached_bits.data() + v / 8, sizeof(word));
+    return static_cast<uint32_t>(word >> (v % 8)) & 7u;
+  }
+  uint32_t Reached(int32_t v) const { return (reached_bits[static_cast<size_t>(v / 8)] >> (v % 8)) & 1u; }
+  void MarkReached(int32_t v) {
+    reached_bits[static_cast<size_t>(v / 8)] |= static_cast<uint8_t>(1u << (v % 8));
+  }
+
   int32_t width;
   std::vector<double> cost;   // clamped θ, padded
   std::vector<double> dist;   // cost of the best path from cell 0, both ends included
   std::vector<int32_t> pred;  // previous (padded) cell on that path (−1 for cell 0)
-  std::vector<uint32_t> seen;
-  uint32_t epoch = 0;
+  std::vector<uint8_t> border_bits;   // one bit per padded cell: the border
+  std::vector<uint8_t> reached_bits;  // the border and the cells reached in this solve
   CellHeap heap;
   std::vector<int32_t> path;  // cells of the result, sorted before output
 };
@@ -157,12 +191,7 @@ int64_t GridShortestPathOracle::Solve(absl::Span<double> theta, OracleWorkspace&
   const int32_t source = W + 1;
   const int32_t target = rows_ * W + cols_;  // padded (rows − 1, cols − 1)
 
-  if (++ws.epoch == GridWorkspace::kBorder) {  // wrapped: forget every earlier solve
-    for (uint32_t& s : ws.seen) s = s == GridWorkspace::kBorder ? s : 0;
-    ws.epoch = 1;
-  }
-  const uint32_t epoch = ws.epoch;
-  uint32_t* seen = ws.seen.data();
+  std::copy(ws.border_bits.begin(), ws.border_bits.end(), ws.reached_bits.begin());
   double* dist = ws.dist.data();
   int32_t* pred = ws.pred.data();
   const double* cost = ws.cost.data();
@@ -172,22 +201,33 @@ int64_t GridShortestPathOracle::Solve(absl::Span<double> theta, OracleWorkspace&
   // in increasing (distance, cell) order) is that minimum. A cell's first relaxation is
   // therefore final: each cell is pushed once, with no decrease-key, and the pops, distances
   // and predecessors are those of the textbook algorithm with strict improvement.
+  //
+  // Which neighbours are new is as random as the costs, so instead of a branch per neighbour
+  // the reached bits of all of them form one mask (bit k = offsets[k]), whose clear bits are
+  // visited in order.
   ws.heap.Clear();
   dist[source] = cost[source];
   pred[source] = -1;
-  seen[source] = epoch;
-  ws.heap.Push(dist[source], source);
+  ws.MarkReached(source);
+  ws.heap.Push(CellHeap::MakeKey(dist[source], source));
   while (!ws.heap.empty()) {
     const int32_t u = ws.heap.Pop();
     if (u == target) break;
     const double du = dist[u];
-    for (int k = 0; k < num_offsets; ++k) {
-      const int32_t v = u + offsets[k];
-      if (seen[v] >= epoch) continue;  // reached in this solve, or the border
-      seen[v] = epoch;
+    uint32_t reached;
+    if (is_four) {
+      reached = ws.Reached(u - W) | ws.Reached(u - 1) << 1 | ws.Reached(u + 1) << 2 |
+                ws.Reached(u + W) << 3;
+    } else {
+      reached = ws.ThreeReached(u - W - 1) | ws.Reached(u - 1) << 3 | ws.Reached(u + 1) << 4 |
+                ws.ThreeReached(u + W - 1) << 5;
+    }
+    for (uint32_t fresh = ~reached & ((1u << num_offsets) - 1); fresh != 0; fresh &= fresh - 1) {
+      const int32_t v = u + offsets[__builtin_ctz(fresh)];
+      ws.MarkReached(v);
       dist[v] = du + cost[v];
       pred[v] = u;
-      ws.heap.Push(dist[v], v);
+      ws.heap.Push(CellHeap::MakeKey(dist[v], v));
     }
   }
   // Every cell is reachable, so the target was popped and the predecessor chain ends at the
