@@ -57,9 +57,10 @@ class CellHeap {
     // Down to a node with fewer than four children, always along the smallest child.
     size_t i = 0;
     for (size_t first = 1; first + 4 <= n; first = 4 * i + 1) {
-      const size_t a = keys[first + 1] < keys[first] ? first + 1 : first;
-      const size_t b = keys[first + 3] < keys[first + 2] ? first + 3 : first + 2;
-      const size_t m = keys[b] < keys[a] ? b : a;
+      // Indices from comparison bits, not ?: — GCC turns some of those back into branches.
+      const size_t a = first + static_cast<size_t>(keys[first + 1] < keys[first]);
+      const size_t b = first + 2 + static_cast<size_t>(keys[first + 3] < keys[first + 2]);
+      const size_t m = a + ((b - a) & (size_t{0} - static_cast<size_t>(keys[b] < keys[a])));
       keys[i] = keys[m];
       i = m;
     }
