@@ -65,8 +65,12 @@ void PhiloxWordsGeneric(const NoiseRow& row, uint32_t q0, size_t nq, Words& w) {
 // false positive of the *_mask builtins behind _mm512_mul_epu32 and the shifts).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// AVX-512F: sixteen quads per vector, each 32×32→64 product as two vpmuludq (even and odd
-// lanes) — integer arithmetic, so the same bits as Philox4x32_10 (the tests compare them).
+// AVX-512F: eight quads per vector, one per 64-bit lane whose low half holds the 32-bit
+// word, so each 32×32→64 product is one vpmuludq whose low half is the next word and whose
+// high half is one shift away — no blends to split even and odd lanes. The high halves of the
+// lanes collect garbage (a product's high word, xored along), which vpmuludq ignores and the
+// final vpmovqd drops. Integer arithmetic, so the same bits as Philox4x32_10 (the tests
+// compare them).
 __attribute__((target("avx512f"))) void PhiloxWordsAvx512(const NoiseRow& row, uint32_t q0,
                                                           size_t nq, Words& w) {
   using philox_internal::kMul0;
@@ -77,43 +81,42 @@ __attribute__((target("avx512f"))) void PhiloxWordsAvx512(const NoiseRow& row, u
   const uint32_t tag = static_cast<uint32_t>(row.distribution);
   const uint32_t key0 = static_cast<uint32_t>(row.key);
   const uint32_t key1 = static_cast<uint32_t>(row.key >> 32);
-  const __m512i mul0 = _mm512_set1_epi32(static_cast<int>(kMul0));
-  const __m512i mul1 = _mm512_set1_epi32(static_cast<int>(kMul1));
-  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  constexpr __mmask16 kOdd = 0xAAAA;
+  const __m512i mul0 = _mm512_set1_epi64(kMul0);
+  const __m512i mul1 = _mm512_set1_epi64(kMul1);
+  const __m512i lanes = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  constexpr int kXor3 = 0x96;  // vpternlog: a ^ b ^ c
   for (size_t j = 0; j < nq; j += 16) {
-    __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(q0 + j)), lanes);
-    __m512i c1 = _mm512_set1_epi32(static_cast<int>(draw));
-    __m512i c2 = _mm512_set1_epi32(static_cast<int>(row.instance));
-    __m512i c3 = _mm512_set1_epi32(static_cast<int>(tag));
+    __m512i c0[2], c1[2], c2[2], c3[2];
+    for (int h = 0; h < 2; ++h) {
+      c0[h] = _mm512_add_epi64(_mm512_set1_epi64(q0 + j + 8 * static_cast<uint32_t>(h)), lanes);
+      c1[h] = _mm512_set1_epi64(draw);
+      c2[h] = _mm512_set1_epi64(row.instance);
+      c3[h] = _mm512_set1_epi64(tag);
+    }
     uint32_t k0 = key0, k1 = key1;
     for (int r = 0; r < 10; ++r) {
       if (r > 0) {
         k0 += kWeyl0;
         k1 += kWeyl1;
       }
-      // p0 = kMul0 · c0, p1 = kMul1 · c2 (64-bit), split into hi / lo per 32-bit lane.
-      const __m512i p0e = _mm512_mul_epu32(c0, mul0);
-      const __m512i p0o = _mm512_mul_epu32(_mm512_srli_epi64(c0, 32), mul0);
-      const __m512i p1e = _mm512_mul_epu32(c2, mul1);
-      const __m512i p1o = _mm512_mul_epu32(_mm512_srli_epi64(c2, 32), mul1);
-      const __m512i lo0 = _mm512_mask_blend_epi32(kOdd, p0e, _mm512_slli_epi64(p0o, 32));
-      const __m512i hi0 = _mm512_mask_blend_epi32(kOdd, _mm512_srli_epi64(p0e, 32), p0o);
-      const __m512i lo1 = _mm512_mask_blend_epi32(kOdd, p1e, _mm512_slli_epi64(p1o, 32));
-      const __m512i hi1 = _mm512_mask_blend_epi32(kOdd, _mm512_srli_epi64(p1e, 32), p1o);
-      const __m512i n0 =
-          _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
-      const __m512i n2 =
-          _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
-      c0 = n0;
-      c1 = lo1;
-      c2 = n2;
-      c3 = lo0;
+      const __m512i kk0 = _mm512_set1_epi64(k0);
+      const __m512i kk1 = _mm512_set1_epi64(k1);
+      for (int h = 0; h < 2; ++h) {
+        const __m512i p0 = _mm512_mul_epu32(c0[h], mul0);  // kMul0 · c0
+        const __m512i p1 = _mm512_mul_epu32(c2[h], mul1);  // kMul1 · c2
+        c0[h] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p1, 32), c1[h], kk0, kXor3);
+        c2[h] = _mm512_ternarylogic_epi64(_mm512_srli_epi64(p0, 32), c3[h], kk1, kXor3);
+        c1[h] = p1;
+        c3[h] = p0;
+      }
     }
-    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[0][j]), c0);
-    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[1][j]), c1);
-    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[2][j]), c2);
-    _mm512_store_si512(reinterpret_cast<__m512i*>(&w.v[3][j]), c3);
+    const __m512i* planes[4] = {c0, c1, c2, c3};
+    for (int p = 0; p < 4; ++p) {
+      for (int h = 0; h < 2; ++h) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(&w.v[p][j + 8 * static_cast<size_t>(h)]),
+                           _mm512_cvtepi64_epi32(planes[p][h]));
+      }
+    }
   }
 }
 #pragma GCC diagnostic pop
