@@ -1,6 +1,7 @@
 #include "solvers/perturbed/noise_select.h"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -175,8 +176,97 @@ void NormalKeyBounds(const BucketBounds& t, const uint32_t* words, const double*
   }
 }
 
+// Step 2's seeds: k distinct indices i < n with large values[i] (block maxima, or the bounds
+// themselves). Any k distinct coordinates give a valid T (at least k keys are ≥ the smallest of
+// theirs), so the choice only decides how many coordinates pass in step 3; it is made without
+// data-dependent branches, which in a k-buffer over the values cost more than the rest of
+// step 2:
+//   - values[i] and i are packed into one int64 (Packed), distinct and ordered as the values;
+//   - the values are dealt to 8 lanes, i mod 8, and each lane keeps its r = ⌈k/8⌉ largest by a
+//     max/min network (no branch);
+//   - the seeds are the k largest of those 8r: the k largest of all unless more than r of these
+//     share a lane, and then large ones still.
+// At least k of the 8r slots hold a value: all 8r when every lane has r values (n ≥ 8r), else
+// every value lands in one (n ≥ k).
+
+// The index bits of Packed for indices < n.
+inline int64_t IndexBits(size_t n) { return (int64_t{1} << std::bit_width(n)) - 1; }
+
+// The integer of x's order: its magnitude bits, negated for x < 0. Signed integer order is the
+// order of doubles, −0 and +0 are both 0, and neither is INT64_MIN (NaN aside).
+inline int64_t OrderedBits(double x) {
+  const int64_t b = std::bit_cast<int64_t>(x);
+  const int64_t s = b >> 63;
+  return ((b & std::numeric_limits<int64_t>::max()) ^ s) - s;
+}
+
+// OrderedBits(x) with the `low` bits replaced by i: distinct for distinct i, ordered as the
+// values except among those equal in all but the low bits (which costs the seeds nothing that
+// matters).
+inline int64_t Packed(double x, size_t i, int64_t low) {
+  return (OrderedBits(x) & ~low) | static_cast<int64_t>(i);
+}
+
+// The seeds, into seeds[0 .. k), in no particular order (the portable kernel).
+PERTURBD_ORACLE_VECTOR_CLONES
+void ChooseSeeds(const double* values, size_t n, size_t k, int32_t* seeds) {
+  const size_t slots = (k + 7) / 8 * 8;
+  const int64_t low = IndexBits(n);
+  int64_t top[NoiseSelector::kMaxK];  // top[8j + lane]: the (j+1)-th largest of the lane
+  std::fill_n(top, slots, std::numeric_limits<int64_t>::min());
+  for (size_t i = 0; i < n; i += 8) {
+    int64_t v[8];
+    for (size_t lane = 0; lane < 8; ++lane) {
+      v[lane] = i + lane < n ? Packed(values[i + lane], i + lane, low)
+                             : std::numeric_limits<int64_t>::min();
+    }
+    for (size_t s = 0; s < slots; s += 8) {
+      for (size_t lane = 0; lane < 8; ++lane) {
+        const int64_t hi = std::max(top[s + lane], v[lane]);
+        v[lane] = std::min(top[s + lane], v[lane]);
+        top[s + lane] = hi;
+      }
+    }
+  }
+  // The k largest: the slots of rank < k, rank = how many slots are larger (all distinct but
+  // the empty ones, and at least k larger than those).
+  size_t count = 0;
+  for (size_t s = 0; s < slots; ++s) {
+    size_t rank = 0;
+    for (size_t h = 0; h < slots; ++h) rank += top[h] > top[s] ? 1 : 0;
+    if (rank < k) seeds[count++] = static_cast<int32_t>(top[s] & low);
+  }
+  assert(count == k);
+}
+
+// blocks[j] ← the first coordinate of block blocks[j] whose bound is the block's maximum, j < k
+// (there is one: the bounds are never NaN, θ and ε being finite; padding comes after the
+// block's coordinates).
+void BlockArgmax(const double* key_hi, const double* block_max, size_t k, int32_t* blocks) {
+  for (size_t j = 0; j < k; ++j) {
+    const size_t g = static_cast<size_t>(blocks[j]);
+    size_t at = 16 * g;
+    while (!(key_hi[at] == block_max[g])) ++at;
+    blocks[j] = static_cast<int32_t>(at);
+  }
+}
+
+// The lanes of block g that are coordinates (< d), for step 3: a T of −∞ (fewer than k finite
+// keys) would let the padding's −∞ bounds pass.
+inline uint32_t CoordinateLanes(size_t g, size_t d) {
+  const size_t left = d - 16 * g;
+  return left >= 16 ? 0xFFFFu : (1u << left) - 1;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
 #define PERTURBD_SELECT_AVX512 1
+// GCC 12 reports its own intrinsics' passthrough operands as (maybe) uninitialized here (a
+// known false positive of the masked builtins behind them).
+#ifndef __clang__
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // The same bounds sixteen coordinates at a time (AVX-512F): LogBucket from the float
 // conversion, table lookups by two-register permutes (a gather costs more than the rest of
 // the kernel), η and the key in double exactly as Eta.
@@ -187,11 +277,21 @@ __attribute__((target("avx512f"))) inline __m512i LogBucket16(__m512i v) {
   return _mm512_max_epi32(_mm512_sub_epi32(t, _mm512_set1_epi32(253)), _mm512_setzero_si512());
 }
 
-// table[b] for sixteen indices b < 64 (a 64-entry table): two-register permutes, no gather.
-__attribute__((target("avx512f"))) inline __m512 Lookup64(const float* table, __m512i b) {
-  const __m512 low = _mm512_permutex2var_ps(_mm512_loadu_ps(table), b, _mm512_loadu_ps(table + 16));
-  const __m512 high =
-      _mm512_permutex2var_ps(_mm512_loadu_ps(table + 32), b, _mm512_loadu_ps(table + 48));
+// A 64-entry table in four registers, loaded once per row: the stores of the keys could alias
+// it for the compiler, which would load it again for every lookup.
+struct Table64 {
+  __m512 q[4];
+};
+
+__attribute__((target("avx512f"))) inline Table64 LoadTable64(const float* table) {
+  return {{_mm512_loadu_ps(table), _mm512_loadu_ps(table + 16), _mm512_loadu_ps(table + 32),
+           _mm512_loadu_ps(table + 48)}};
+}
+
+// table[b] for sixteen indices b < 64: two-register permutes, no gather.
+__attribute__((target("avx512f"))) inline __m512 Lookup64(const Table64& table, __m512i b) {
+  const __m512 low = _mm512_permutex2var_ps(table.q[0], b, table.q[1]);
+  const __m512 high = _mm512_permutex2var_ps(table.q[2], b, table.q[3]);
   const __mmask16 upper = _mm512_test_epi32_mask(b, _mm512_set1_epi32(32));
   return _mm512_mask_blend_ps(upper, low, high);
 }
@@ -225,7 +325,7 @@ __attribute__((target("avx512f"))) void GumbelKeyBoundsAvx512(const BucketBounds
                                                               double epsilon, bool f32,
                                                               double sign, double* key_hi,
                                                               double* block_max) {
-  const float* z_bound = sign > 0.0 ? t.gumbel_hi : t.gumbel_lo;
+  const Table64 z_bound = LoadTable64(sign > 0.0 ? t.gumbel_hi : t.gumbel_lo);
   const __m512i top = _mm512_set1_epi32(static_cast<int>(kIndexMax));
   for (size_t i = 0; i < n; i += 16) {
     const __m512i x = _mm512_loadu_si512(words + i);
@@ -235,50 +335,223 @@ __attribute__((target("avx512f"))) void GumbelKeyBoundsAvx512(const BucketBounds
   }
 }
 
-// NORMAL: NormalKeyBounds for one group of 16; returns the maximum of its keys.
-__attribute__((target("avx512f"))) double NormalKeyBoundsAvx512(const BucketBounds& t,
-                                                              const uint32_t* words,
-                                                              const double* theta,
-                                                              double epsilon, bool f32,
-                                                              double sign, float z_sign,
-                                                              double* key_hi) {
-  const __m512i w = _mm512_loadu_si512(words);
-  const __m512i x0 = _mm512_shuffle_i64x2(w, w, 0x44);  // words 0..7 in both halves
-  const __m512i x1 = _mm512_shuffle_i64x2(w, w, 0xEE);  // words 8..15 in both halves
-  const __m512i rb = LogBucket16(_mm512_srli_epi32(x0, 9));
-  const __m512 r_lo = Lookup64(t.radius_lo, rb);
-  const __m512 r_hi = Lookup64(t.radius_hi, rb);
-  const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
-  constexpr __mmask16 kSin = 0xFF00;  // the upper eight lanes take sin
+// NORMAL: NormalKeyBounds for the groups of 16 in i < n, n a multiple of 16; block_max[g] = the
+// maximum over 16g .. 16g + 15.
+__attribute__((target("avx512f"))) void NormalKeyBoundsAvx512(
+    const BucketBounds& t, const uint32_t* words, const double* theta, size_t n, double epsilon,
+    bool f32, double sign, float z_sign, double* key_hi, double* block_max) {
+  const Table64 radius_lo = LoadTable64(t.radius_lo);
+  const Table64 radius_hi = LoadTable64(t.radius_hi);
   const bool upper = NeedsUpper(sign, z_sign);
   const float* cos_t = upper ? t.cos_hi : t.cos_lo;
   const float* sin_t = upper ? t.sin_hi : t.sin_lo;
-  const __m512 c = _mm512_permutex2var_ps(_mm512_loadu_ps(cos_t), ab, _mm512_loadu_ps(cos_t + 16));
-  const __m512 s = _mm512_permutex2var_ps(_mm512_loadu_ps(sin_t), ab, _mm512_loadu_ps(sin_t + 16));
-  const __m512 a = _mm512_mask_blend_ps(kSin, c, s);
-  // ProductHi / ProductLo: the radius bound the sign of a selects.
-  const __mmask16 a_nonneg = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GE_OQ);
-  const __m512 r = upper ? _mm512_mask_blend_ps(a_nonneg, r_lo, r_hi)
-                         : _mm512_mask_blend_ps(a_nonneg, r_hi, r_lo);
-  const __m512 z = _mm512_mul_ps(_mm512_set1_ps(z_sign), _mm512_mul_ps(r, a));
-  return StoreKeys16(z, theta, epsilon, f32, sign, key_hi);
+  const __m512 cos0 = _mm512_loadu_ps(cos_t), cos1 = _mm512_loadu_ps(cos_t + 16);
+  const __m512 sin0 = _mm512_loadu_ps(sin_t), sin1 = _mm512_loadu_ps(sin_t + 16);
+  constexpr __mmask16 kSin = 0xFF00;  // the upper eight lanes take sin
+  for (size_t i = 0; i < n; i += 16) {
+    const __m512i w = _mm512_loadu_si512(words + i);
+    const __m512i x0 = _mm512_shuffle_i64x2(w, w, 0x44);  // words 0..7 in both halves
+    const __m512i x1 = _mm512_shuffle_i64x2(w, w, 0xEE);  // words 8..15 in both halves
+    const __m512i rb = LogBucket16(_mm512_srli_epi32(x0, 9));
+    const __m512 r_lo = Lookup64(radius_lo, rb);
+    const __m512 r_hi = Lookup64(radius_hi, rb);
+    const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
+    const __m512 c = _mm512_permutex2var_ps(cos0, ab, cos1);
+    const __m512 s = _mm512_permutex2var_ps(sin0, ab, sin1);
+    const __m512 a = _mm512_mask_blend_ps(kSin, c, s);
+    // ProductHi / ProductLo: the radius bound the sign of a selects.
+    const __mmask16 a_nonneg = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GE_OQ);
+    const __m512 r = upper ? _mm512_mask_blend_ps(a_nonneg, r_lo, r_hi)
+                           : _mm512_mask_blend_ps(a_nonneg, r_hi, r_lo);
+    const __m512 z = _mm512_mul_ps(_mm512_set1_ps(z_sign), _mm512_mul_ps(r, a));
+    block_max[i / 16] = StoreKeys16(z, theta + i, epsilon, f32, sign, key_hi + i);
+  }
 }
+
+// OrderedBits of eight lanes.
+__attribute__((target("avx512f"))) inline __m512i OrderedBits8(__m512d x) {
+  const __m512i b = _mm512_castpd_si512(x);
+  const __m512i s = _mm512_srai_epi64(b, 63);
+  const __m512i magnitude =
+      _mm512_and_si512(b, _mm512_set1_epi64(std::numeric_limits<int64_t>::max()));
+  return _mm512_sub_epi64(_mm512_xor_si512(magnitude, s), s);
+}
+
+// ChooseSeeds with R = ⌈k/8⌉ lane registers; the same seeds. The k largest of the 8R slots are
+// those of rank < k, rank = how many slots are larger (the slots are distinct, the empty ones
+// all INT64_MIN: at least k are larger than those).
+template <int R>
+__attribute__((target("avx512f"))) void ChooseSeedsAvx512(const double* values, size_t n, size_t k,
+                                                          int32_t* seeds) {
+  const int64_t low = IndexBits(n);
+  const __m512i none = _mm512_set1_epi64(std::numeric_limits<int64_t>::min());
+  const __m512i keep = _mm512_set1_epi64(~low);
+  __m512i index = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+  __m512i top[R];
+  for (__m512i& t : top) t = none;
+  for (size_t i = 0; i < n; i += 8) {
+    const __mmask8 valid = static_cast<__mmask8>(n - i >= 8 ? 0xFF : (1u << (n - i)) - 1);
+    const __m512i ordered = OrderedBits8(_mm512_maskz_loadu_pd(valid, values + i));
+    __m512i v = _mm512_mask_or_epi64(none, valid, _mm512_and_si512(ordered, keep), index);
+    for (__m512i& t : top) {
+      const __m512i hi = _mm512_max_epi64(t, v);
+      v = _mm512_min_epi64(t, v);
+      t = hi;
+    }
+    index = _mm512_add_epi64(index, _mm512_set1_epi64(8));
+  }
+  alignas(64) int64_t slot[8 * R];
+  for (int j = 0; j < R; ++j) _mm512_store_si512(slot + 8 * j, top[j]);
+  const __m512i one = _mm512_set1_epi64(1);
+  size_t count = 0;
+  for (const __m512i& t : top) {
+    __m512i rank = _mm512_setzero_si512();
+    for (int h = 0; h < 8 * R; ++h) {
+      rank = _mm512_mask_add_epi64(rank, _mm512_cmpgt_epi64_mask(_mm512_set1_epi64(slot[h]), t),
+                                   rank, one);
+    }
+    const __mmask8 chosen =
+        _mm512_cmplt_epi64_mask(rank, _mm512_set1_epi64(static_cast<int64_t>(k)));
+    const __m512i idx = _mm512_castsi256_si512(_mm512_cvtepi64_epi32(
+        _mm512_maskz_compress_epi64(chosen, _mm512_and_si512(t, _mm512_set1_epi64(low)))));
+    const int m = __builtin_popcount(chosen);
+    _mm512_mask_storeu_epi32(seeds + count, static_cast<__mmask16>((1u << m) - 1), idx);
+    count += static_cast<size_t>(m);
+  }
+  assert(count == k);
+}
+
+// BlockArgmax by one compare of each block's sixteen bounds.
+__attribute__((target("avx512f"))) void BlockArgmaxAvx512(const double* key_hi,
+                                                          const double* block_max, size_t k,
+                                                          int32_t* blocks) {
+  for (size_t j = 0; j < k; ++j) {
+    const size_t g = static_cast<size_t>(blocks[j]);
+    const __m512d m = _mm512_set1_pd(block_max[g]);
+    const double* block = key_hi + 16 * g;
+    const uint32_t at =
+        _mm512_cmp_pd_mask(_mm512_loadu_pd(block), m, _CMP_EQ_OQ) |
+        static_cast<uint32_t>(_mm512_cmp_pd_mask(_mm512_loadu_pd(block + 8), m, _CMP_EQ_OQ)) << 8;
+    blocks[j] = static_cast<int32_t>(16 * g + static_cast<size_t>(__builtin_ctz(at)));
+  }
+}
+
+// Candidates: the blocks of maximum ≥ T as the bits of a mask of up to 64 (a branch per block
+// would mispredict, and so would a loop per eight), and the coordinates of each by a compress.
+__attribute__((target("avx512f"))) size_t CandidatesAvx512(const double* key_hi,
+                                                           const double* block_max, size_t d,
+                                                           double threshold, int32_t* out) {
+  const size_t blocks = (d + 15) / 16;
+  const __m512d t = _mm512_set1_pd(threshold);
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  size_t n = 0;
+  for (size_t g0 = 0; g0 < blocks; g0 += 64) {
+    uint64_t live = 0;
+    for (size_t g = g0; g < std::min(blocks, g0 + 64); g += 8) {
+      const __mmask8 valid =
+          static_cast<__mmask8>(blocks - g >= 8 ? 0xFF : (1u << (blocks - g)) - 1);
+      live |= static_cast<uint64_t>(_mm512_mask_cmp_pd_mask(
+                  valid, _mm512_maskz_loadu_pd(valid, block_max + g), t, _CMP_GE_OQ))
+              << (g - g0);
+    }
+    for (; live != 0; live &= live - 1) {
+      const size_t g = g0 + static_cast<size_t>(__builtin_ctzll(live));
+      const double* block = key_hi + 16 * g;
+      const uint32_t pass =
+          (_mm512_cmp_pd_mask(_mm512_loadu_pd(block), t, _CMP_GE_OQ) |
+           static_cast<uint32_t>(_mm512_cmp_pd_mask(_mm512_loadu_pd(block + 8), t, _CMP_GE_OQ))
+               << 8) &
+          CoordinateLanes(g, d);
+      const __m512i idx = _mm512_maskz_compress_epi32(
+          static_cast<__mmask16>(pass),
+          _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(16 * g))));
+      const int m = __builtin_popcount(pass);
+      _mm512_mask_storeu_epi32(out + n, static_cast<__mmask16>((1u << m) - 1), idx);
+      n += static_cast<size_t>(m);
+    }
+  }
+  return n;
+}
+
+// The most candidates BestByRankAvx512 ranks (its work grows as their square).
+constexpr size_t kRankedMax = 64;
+
+// The k best of the n candidates cand (ascending) of exact keys key, into best ascending, when
+// at most kRankedMax of them have a key ≥ T (else false): only those can be among the k best,
+// and of them the k of rank < k, rank_j = #{i < j: key_i ≥ key_j} + #{i > j: key_i > key_j} —
+// the k-buffer's order, larger key first, then lower index — without its mispredicted
+// insertions. On OrderedBits o: key_i ≥ key_j is o_i > o_j − 1.
+__attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, const double* key,
+                                                         size_t n, size_t k, double threshold,
+                                                         int32_t* best) {
+  alignas(64) int64_t o[kRankedMax];
+  alignas(64) int32_t index[kRankedMax];
+  const __m512d t = _mm512_set1_pd(threshold);
+  size_t m = 0;
+  for (size_t j = 0; j < n; j += 8) {
+    const __mmask8 valid = static_cast<__mmask8>(n - j >= 8 ? 0xFF : (1u << (n - j)) - 1);
+    const __m512d x = _mm512_maskz_loadu_pd(valid, key + j);
+    const __mmask8 pass = _mm512_mask_cmp_pd_mask(valid, x, t, _CMP_GE_OQ);
+    const size_t c = static_cast<size_t>(__builtin_popcount(pass));
+    if (m + c > kRankedMax) return false;
+    const __mmask8 first_c = static_cast<__mmask8>((1u << c) - 1);
+    _mm512_mask_storeu_epi64(o + m, first_c, _mm512_maskz_compress_epi64(pass, OrderedBits8(x)));
+    _mm512_mask_storeu_epi32(
+        index + m, first_c,
+        _mm512_maskz_compress_epi32(pass, _mm512_maskz_loadu_epi32(valid, cand + j)));
+    m += c;
+  }
+  const __m512i one = _mm512_set1_epi64(1);
+  size_t count = 0;
+  for (size_t j = 0; j < m; j += 8) {
+    const __mmask8 valid = static_cast<__mmask8>(m - j >= 8 ? 0xFF : (1u << (m - j)) - 1);
+    const __m512i later_bound = _mm512_maskz_loadu_epi64(valid, o + j);  // o_j: i after j
+    const __m512i earlier_bound = _mm512_sub_epi64(later_bound, one);    // o_j − 1: i before j
+    __m512i rank = _mm512_setzero_si512();
+    for (size_t i = 0; i < m; ++i) {
+      // The lanes of j > i, where i comes first and a tie counts.
+      const __mmask8 after_i =
+          i < j ? 0xFF : static_cast<__mmask8>(0xFFu << std::min<size_t>(i - j + 1, 8));
+      const __m512i bound = _mm512_mask_blend_epi64(after_i, later_bound, earlier_bound);
+      rank = _mm512_mask_add_epi64(rank, _mm512_cmpgt_epi64_mask(_mm512_set1_epi64(o[i]), bound),
+                                   rank, one);
+    }
+    const __mmask8 chosen =
+        _mm512_mask_cmplt_epi64_mask(valid, rank, _mm512_set1_epi64(static_cast<int64_t>(k)));
+    const int c = __builtin_popcount(chosen);
+    _mm512_mask_storeu_epi32(
+        best + count, static_cast<__mmask16>((1u << c) - 1),
+        _mm512_maskz_compress_epi32(chosen, _mm512_maskz_loadu_epi32(valid, index + j)));
+    count += static_cast<size_t>(c);
+  }
+  assert(count == k);
+  return true;
+}
+#ifndef __clang__
+#pragma GCC diagnostic pop
+#endif
 #endif
 
 // η_i (stored into eta[i]) and key[j] = sign·η_i of the coordinates i = idx[j], j < n, from
-// the row's words (NoiseFromWordsF, one loop per distribution so that it vectorises).
+// the row's words (NoiseFromWordsF, one loop per distribution so that it vectorises). The
+// transforms run over whole vectors of 16 (idx[n ..) ← 0, z as long) unless one coordinate is
+// left over: a remainder runs a coordinate at a time, and n is mostly under 16 or just over.
 PERTURBD_ORACLE_VECTOR_CLONES
 void ExactKeys(const NoiseRow& row, const uint32_t* __restrict words,
-               const double* __restrict theta, const int32_t* __restrict idx, size_t n,
-               double epsilon, bool f32, double sign, float* __restrict z,
-               double* __restrict key, double* __restrict eta) {
+               const double* __restrict theta, int32_t* __restrict idx, size_t n, double epsilon,
+               bool f32, double sign, float* __restrict z, double* __restrict key,
+               double* __restrict eta) {
+  const size_t whole = n % 16 <= 1 ? n : (n + 15) / 16 * 16;
+  std::fill(idx + n, idx + whole, 0);
   if (row.distribution == NoiseDistribution::kGumbel) {
 #pragma omp simd
-    for (size_t j = 0; j < n; ++j) z[j] = GumbelFromWordsF(words, static_cast<uint32_t>(idx[j]));
+    for (size_t j = 0; j < whole; ++j) {
+      z[j] = GumbelFromWordsF(words, static_cast<uint32_t>(idx[j]));
+    }
   } else {
     const float z_sign = NoiseFlipped(row) ? -1.0f : 1.0f;
 #pragma omp simd
-    for (size_t j = 0; j < n; ++j) {
+    for (size_t j = 0; j < whole; ++j) {
       z[j] = NormalFromWordsF(words, static_cast<uint32_t>(idx[j]), z_sign);
     }
   }
@@ -289,20 +562,68 @@ void ExactKeys(const NoiseRow& row, const uint32_t* __restrict words,
   }
 }
 
+// Step 2's seeds as coordinates, into seeds[0 .. k): the coordinates of the largest bound in k
+// blocks of large maxima, or k coordinates of large bounds when there are fewer than 2k blocks
+// (one seed per block would then reach into blocks of small maxima).
+void Seeds(const double* key_hi, const double* block_max, size_t d, size_t blocks, size_t k,
+           bool avx512, int32_t* seeds) {
+  const bool by_block = blocks >= 2 * k;
+  const double* values = by_block ? block_max : key_hi;
+  const size_t n = by_block ? blocks : d;
+#ifdef PERTURBD_SELECT_AVX512
+  if (avx512) {
+    switch ((k + 7) / 8) {
+      case 1:
+        ChooseSeedsAvx512<1>(values, n, k, seeds);
+        break;
+      case 2:
+        ChooseSeedsAvx512<2>(values, n, k, seeds);
+        break;
+      case 3:
+        ChooseSeedsAvx512<3>(values, n, k, seeds);
+        break;
+      default:
+        ChooseSeedsAvx512<4>(values, n, k, seeds);
+        break;
+    }
+    if (by_block) BlockArgmaxAvx512(key_hi, block_max, k, seeds);
+    return;
+  }
+#endif
+  ChooseSeeds(values, n, k, seeds);
+  if (by_block) BlockArgmax(key_hi, block_max, k, seeds);
+}
+
 // The coordinates, ascending, whose bound is ≥ threshold, into out; returns how many.
 PERTURBD_ORACLE_VECTOR_CLONES
-size_t Candidates(const double* __restrict key_hi, const double* __restrict block_max,
-                  size_t blocks, double threshold, int32_t* __restrict out) {
+size_t Candidates(const double* __restrict key_hi, const double* __restrict block_max, size_t d,
+                  double threshold, bool avx512, int32_t* __restrict out) {
+#ifdef PERTURBD_SELECT_AVX512
+  if (avx512) return CandidatesAvx512(key_hi, block_max, d, threshold, out);
+#endif
   size_t n = 0;
-  for (size_t g = 0; g < blocks; ++g) {
+  for (size_t g = 0; 16 * g < d; ++g) {
     if (!(block_max[g] >= threshold)) continue;
     uint32_t mask = 0;
     for (uint32_t j = 0; j < 16; ++j) mask |= (key_hi[16 * g + j] >= threshold ? 1u : 0u) << j;
-    for (; mask != 0; mask &= mask - 1) {
+    for (mask &= CoordinateLanes(g, d); mask != 0; mask &= mask - 1) {
       out[n++] = static_cast<int32_t>(16 * g + static_cast<size_t>(__builtin_ctz(mask)));
     }
   }
   return n;
+}
+
+// The k best of the n candidates cand (ascending) of exact keys key, into best ascending, with
+// bk as the k-buffer's keys; at least k keys are ≥ T.
+void Best(const int32_t* cand, const double* key, size_t n, size_t k, double threshold, bool avx512,
+          double* bk, int32_t* best) {
+#ifdef PERTURBD_SELECT_AVX512
+  if (avx512 && BestByRankAvx512(cand, key, n, k, threshold, best)) return;
+#endif
+  size_t size = 0;
+  for (size_t j = 0; j < n; ++j) OfferTopK(key[j], cand[j], k, size, bk, best);
+  assert(size == k);
+  std::sort(best, best + k);
 }
 
 }  // namespace
@@ -321,10 +642,10 @@ NoiseSelector::NoiseSelector(size_t d, size_t k, bool vector_kernels)
       block_max_((d + 15) / 16),
       best_key_(k),
       best_index_(k),
-      candidate_(d),
-      merged_(d),
-      candidate_key_(d),
-      z_(d) {
+      candidate_(key_hi_.size()),
+      merged_(key_hi_.size()),
+      z_(key_hi_.size()),
+      candidate_key_(d) {
   assert(k >= 1 && k <= d && k <= kMaxK);
 }
 
@@ -341,7 +662,7 @@ void NoiseSelector::KeyBounds(const NoiseRow& row, const double* theta, double e
   const size_t d = d_;
   double* key_hi = key_hi_.data();
   double* block_max = block_max_.data();
-  std::fill(key_hi + d, key_hi + key_hi_.size(), -kInf);  // padding: never a candidate
+  std::fill(key_hi + d, key_hi + key_hi_.size(), -kInf);  // padding: raises no block maximum
   const bool avx512 = avx512_;
   if (row.distribution == NoiseDistribution::kGumbel) {
     size_t i = 0;
@@ -356,26 +677,31 @@ void NoiseSelector::KeyBounds(const NoiseRow& row, const double* theta, double e
     for (; i < d; i += 16) block_max[i / 16] = MaxOf(key_hi + i, 16);
   } else {
     const float z_sign = NoiseFlipped(row) ? -1.0f : 1.0f;
-    auto group = [&](const double* th, size_t i0, double* out) {
+    // The groups of 16 at i0 .. i0 + n − 1 (n a multiple of 16) of θ = th into out, and their
+    // maxima into maxima.
+    auto groups = [&](const double* th, size_t i0, size_t n, double* out, double* maxima) {
 #ifdef PERTURBD_SELECT_AVX512
       if (avx512) {
-        return NormalKeyBoundsAvx512(bounds, words_.data() + i0, th, epsilon, f32, sign, z_sign,
-                                     out);
+        NormalKeyBoundsAvx512(bounds, words_.data() + i0, th, n, epsilon, f32, sign, z_sign, out,
+                              maxima);
+        return;
       }
 #endif
-      NormalKeyBounds(bounds, words_.data() + i0, th, epsilon, f32, sign, z_sign, out);
-      return MaxOf(out, 16);
+      for (size_t i = 0; i < n; i += 16) {
+        NormalKeyBounds(bounds, words_.data() + i0 + i, th + i, epsilon, f32, sign, z_sign,
+                        out + i);
+        maxima[i / 16] = MaxOf(out + i, 16);
+      }
     };
     const size_t whole = d / 32 * 32;
-    for (size_t i0 = 0; i0 < whole; i0 += 16) block_max[i0 / 16] = group(theta + i0, i0, key_hi + i0);
+    groups(theta, 0, whole, key_hi, block_max);
     if (whole < d) {
       // The last, partial block: its lanes may pair with padding coordinates, so it goes
       // through a padded copy of θ.
-      double theta_pad[32], key_pad[32];
+      double theta_pad[32], key_pad[32], pad_max[2];  // pad_max: over padding too, unused
       std::fill_n(theta_pad, 32, 0.0);
       std::copy(theta + whole, theta + d, theta_pad);
-      group(theta_pad, whole, key_pad);
-      group(theta_pad + 16, whole + 16, key_pad + 16);
+      groups(theta_pad, whole, 32, key_pad, pad_max);
       std::copy(key_pad, key_pad + (d - whole), key_hi + whole);
       for (size_t i = whole; i < d; i += 16) block_max[i / 16] = MaxOf(key_hi + i, 16);
     }
@@ -397,37 +723,18 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
   const double* key_hi = key_hi_.data();
   const size_t blocks = block_max_.size();
 
-  // 2. T = the smallest exact key of k seeds: the coordinates of the largest bound in the k
-  // blocks of the largest maxima (k distinct coordinates), or the k largest bounds when there
-  // are fewer than 2k blocks.
-  double* bk = best_key_.data();
-  int32_t* bi = best_index_.data();
-  size_t size = 0;
-  if (blocks >= 2 * k) {
-    for (size_t g = 0; g < blocks; ++g) {
-      OfferTopK(block_max_[g], static_cast<int32_t>(g), k, size, bk, bi);
-    }
-    for (size_t j = 0; j < k; ++j) {
-      const size_t first = 16 * static_cast<size_t>(bi[j]);
-      size_t at = first;
-      while (!(key_hi[at] == bk[j])) ++at;
-      bi[j] = static_cast<int32_t>(at);
-    }
-  } else {
-    for (size_t i = 0; i < d; ++i) {
-      OfferTopK(key_hi[i], static_cast<int32_t>(i), k, size, bk, bi);
-    }
-  }
+  // 2. T = the smallest exact key of k seeds (Seeds).
+  const double* block_max = block_max_.data();
   const uint32_t* words = words_.data();
   int32_t* cand = candidate_.data();
   double* cand_key = candidate_key_.data();
   float* z = z_.data();
-  std::copy(bi, bi + k, cand);
+  Seeds(key_hi, block_max, d, blocks, k, avx512_, cand);
   ExactKeys(row, words, th, cand, k, epsilon, f32, sign, z, cand_key, eta);
   const double threshold = *std::min_element(cand_key, cand_key + k);
 
   // 3. TopKOracle's scan over the coordinates whose bound is ≥ T, in index order.
-  size_t n = Candidates(key_hi, block_max_.data(), blocks, threshold, cand);
+  size_t n = Candidates(key_hi, block_max, d, threshold, avx512_, cand);
   if (!also_exact.empty()) {
     // Offering a coordinate that is not a candidate changes nothing: its key is < T, below
     // each of the k best, so it leaves the buffer again and ties none of them.
@@ -438,11 +745,9 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
     cand = merged;
   }
   ExactKeys(row, words, th, cand, n, epsilon, f32, sign, z, cand_key, eta);
-  size = 0;
-  for (size_t j = 0; j < n; ++j) OfferTopK(cand_key[j], cand[j], k, size, bk, bi);
+  int32_t* bi = best_index_.data();
+  Best(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
   const size_t exact = k + n;
-  assert(size == k);
-  std::sort(bi, bi + k);
   y.Clear();
   for (size_t j = 0; j < k; ++j) y.Push(bi[j], 1.0);
   return exact;

@@ -11,8 +11,8 @@
 //      [fl(θ + ε·lo), fl(θ + ε·hi)] — every step of fl(θ + ε·z) is monotone in z for ε ≥ 0.
 //   2. T = the smallest exact key of k seed coordinates with large bounds: at least k keys
 //      are ≥ T, so a coordinate whose bound is < T is neither chosen nor tied.
-//   3. The top-k scan of TopKOracle (a k-buffer, in index order, entering only with a strictly
-//      larger key) over the coordinates whose bound is ≥ T, with their exact keys.
+//   3. The k best in TopKOracle's order (larger key first, then lower index) of the coordinates
+//      whose bound is ≥ T, by their exact keys: its k-buffer scan, or ranks (AVX-512).
 // The exact Z of a coordinate is NoiseFromWordsF: FillNoise's bits. So y is exactly what
 // FillNoise + FormEta + the oracle give, ties included (the tests compare them).
 //
@@ -80,10 +80,11 @@ class NoiseSelector {
   std::vector<double> block_max_;  // ⌈d/16⌉: maxima of key_hi_ over blocks of 16
   std::vector<double> best_key_;  // k
   std::vector<int32_t> best_index_;
-  std::vector<int32_t> candidate_;  // d: coordinates whose exact key is computed
-  std::vector<int32_t> merged_;     // d: candidate_ ∪ also_exact
-  std::vector<double> candidate_key_;
+  // 16·⌈d/16⌉ (ExactKeys transforms whole vectors of 16):
+  std::vector<int32_t> candidate_;  // coordinates whose exact key is computed
+  std::vector<int32_t> merged_;     // candidate_ ∪ also_exact
   std::vector<float> z_;
+  std::vector<double> candidate_key_;  // d
 };
 
 }  // namespace perturbd

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -49,7 +50,9 @@ struct Case {
   bool f32;
   double epsilon;
   int theta_kind;  // 0: N(0,1); 1: a few tied levels; 2: spread over 1e6; 3: all equal;
-                   // 4: sin(0.37 i), crowded at ±1 (the estimator benchmark's θ)
+                   // 4: sin(0.37 i), crowded at ±1 (the estimator benchmark's θ);
+                   // 5: 1 at every 17th coordinate, else 0 (equal block maxima, anywhere in
+                   // their blocks, and tied best keys); 6: the lowest finite value
 };
 
 std::vector<double> Theta(const Case& c, std::mt19937_64& rng) {
@@ -63,6 +66,10 @@ std::vector<double> Theta(const Case& c, std::mt19937_64& rng) {
       case 1: t = 0.25 * level(rng); break;
       case 2: t = 1e6 * normal(rng); break;
       case 4: t = std::sin(0.37 * static_cast<double>(i)); break;
+      case 5: t = i % 17 == 0 ? 1.0 : 0.0; break;
+      case 6:
+        t = c.f32 ? std::numeric_limits<float>::lowest() : std::numeric_limits<double>::lowest();
+        break;
       default: t = 1.5; break;
     }
     if (c.f32) t = static_cast<float>(t);
@@ -132,6 +139,66 @@ TEST(NoiseSelector, ArgmaxAndTopKEqualTheFullPassTiesAndSensesIncluded) {
               }
             }
           }
+        }
+      }
+    }
+  }
+}
+
+// Rows of one seed per block (at least 2k blocks) whose block maxima are mostly equal: the seeds
+// must still be k distinct coordinates. With ε = 0 and θ of kind 5 the k best are tied with
+// dozens of others, few enough to be ranked rather than offered to a k-buffer: ties go to the
+// lower index there too.
+TEST(NoiseSelector, EqualBlockMaximaAndTiedBestKeys) {
+  for (bool vector_kernels : {true, false}) {
+    for (NoiseDistribution dist : {NoiseDistribution::kGumbel, NoiseDistribution::kNormal}) {
+      for (Sense sense : {Sense::kMaximize, Sense::kMinimize}) {
+        for (size_t k : {1u, 10u, 32u}) {
+          for (size_t d : {1024u, 1031u, 1040u}) {
+            for (int theta_kind : {3, 5}) {
+              for (double eps : {0.0, 1e-3, 0.5}) {
+                ExpectSameAsFullPass({d, k, dist, sense, true, eps, theta_kind}, 4, nullptr,
+                                     vector_kernels);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// η overflowing to −∞ (θ the lowest finite value, a huge ε) for about half the coordinates:
+// with fewer than k finite keys T is −∞ and every coordinate is a candidate, but not the
+// padding of the last block of 16.
+TEST(NoiseSelector, KeysOfMinusInfinity) {
+  for (bool vector_kernels : {true, false}) {
+    for (NoiseDistribution dist : {NoiseDistribution::kGumbel, NoiseDistribution::kNormal}) {
+      for (bool f32 : {false, true}) {
+        for (size_t k : {10u, 32u}) {
+          for (size_t d : {65u, 100u, 1003u}) {
+            ExpectSameAsFullPass({d, k, dist, Sense::kMaximize, f32, f32 ? 1e38 : 1e308, 6}, 6,
+                                 nullptr, vector_kernels);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The portable kernels are the reference of the vector ones: the same bounds, seeds and
+// candidates, so as many transforms (trivially on a CPU without AVX-512, where both are
+// portable).
+TEST(NoiseSelector, PortableKernelsTransformAsManyCoordinates) {
+  for (NoiseDistribution dist : {NoiseDistribution::kGumbel, NoiseDistribution::kNormal}) {
+    for (size_t k : {1u, 3u, 10u, 17u, 32u}) {
+      for (size_t d : {100u, 1003u, 2000u}) {
+        for (int theta_kind : {0, 4}) {
+          const Case c{d, k, dist, Sense::kMaximize, true, 0.5, theta_kind};
+          size_t vector = 0, portable = 0;
+          ExpectSameAsFullPass(c, 20, &vector);
+          ExpectSameAsFullPass(c, 20, &portable, /*vector_kernels=*/false);
+          EXPECT_EQ(vector, portable) << "d=" << d << " k=" << k;
         }
       }
     }
