@@ -38,17 +38,7 @@ class CellHeap {
     std::memcpy(&bits, &non_negative_zero, sizeof(bits));
     return (static_cast<Key>(bits) << 32) | static_cast<uint32_t>(cell);
   }
-  void Push(Key key) {
-    Key* keys = keys_.data();
-    size_t i = size_++;
-    while (i > 0) {
-      const size_t parent = (i - 1) / 4;
-      if (!(key < keys[parent])) break;
-      keys[i] = keys[parent];
-      i = parent;
-    }
-    keys[i] = key;
-  }
+  void Push(Key key) { SiftUp(size_++, key); }
   int32_t Pop() {
     Key* keys = keys_.data();
     const int32_t top = static_cast<int32_t>(static_cast<uint32_t>(keys[0]));
@@ -73,17 +63,23 @@ class CellHeap {
       i = m;
     }
     // The hole is at a leaf: the last entry goes there, or above it.
-    while (i > 0) {
-      const size_t parent = (i - 1) / 4;
-      if (!(last < keys[parent])) break;
-      keys[i] = keys[parent];
-      i = parent;
-    }
-    keys[i] = last;
+    SiftUp(i, last);
     return top;
   }
 
  private:
+  // Places key in the hole at i or, moving larger parents down, above it.
+  void SiftUp(size_t i, Key key) {
+    Key* keys = keys_.data();
+    while (i > 0) {
+      const size_t parent = (i - 1) / 4;
+      if (!(key < keys[parent])) break;
+      keys[i] = keys[parent];
+      i = parent;
+    }
+    keys[i] = key;
+  }
+
   std::vector<Key> keys_;
   size_t size_ = 0;
 };
