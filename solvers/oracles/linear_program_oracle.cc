@@ -459,9 +459,10 @@ absl::StatusOr<int64_t> LinearProgramOracle::SolveChecked(absl::Span<double> the
     }
     if (!solver.isProvenOptimal()) {
       const bool time = solver.isIterationLimitReached();
-      ws.Reset();
+      const int status = solver.getModelPtr()->status();
+      ws.Reset();  // destroys `solver`
       if (time) return TimeLimitError("a solve");
-      return SolverTrouble("Clp (relaxation)", solver.getModelPtr()->status());
+      return SolverTrouble("Clp (relaxation)", status);
     }
     CbcModel cbc(solver);
     ConfigureCbc(cbc);
