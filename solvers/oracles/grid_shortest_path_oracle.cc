@@ -115,7 +115,9 @@ struct GridWorkspace final : OracleWorkspace {
     std::memcpy(&word, reached_bits.data() + v / 8, sizeof(word));
     return static_cast<uint32_t>(word >> (v % 8)) & 7u;
   }
-  uint32_t Reached(int32_t v) const { return (reached_bits[static_cast<size_t>(v / 8)] >> (v % 8)) & 1u; }
+  uint32_t Reached(int32_t v) const {
+    return (reached_bits[static_cast<size_t>(v / 8)] >> (v % 8)) & 1u;
+  }
   void MarkReached(int32_t v) {
     reached_bits[static_cast<size_t>(v / 8)] |= static_cast<uint8_t>(1u << (v % 8));
   }

@@ -115,6 +115,10 @@ PERTURBD_HOST_DEVICE PhiloxBlock NoiseBlock(const NoiseRow& row, uint32_t q) {
 PERTURBD_HOST_DEVICE bool NoiseFlipped(const NoiseRow& row) {
   return row.antithetic && (row.sample & 1u) != 0;
 }
+// The sign of a NORMAL row's Z: −1 for the second sample of an antithetic pair.
+PERTURBD_HOST_DEVICE float NormalZSign(const NoiseRow& row) {
+  return NoiseFlipped(row) ? -1.0f : 1.0f;
+}
 
 // Z and ∇ν(Z) for the four lanes of quad q of a row, i.e. coordinates NoiseCoordinate(q, p)
 // (the scalar reference; FillNoise computes the same values, bit for bit, with vector code).
@@ -225,7 +229,7 @@ PERTURBD_HOST_DEVICE float NoiseFromWordsF(const NoiseRow& row, const uint32_t* 
                                            uint32_t i) {
   return row.distribution == NoiseDistribution::kGumbel
              ? GumbelFromWordsF(words, i)
-             : NormalFromWordsF(words, i, NoiseFlipped(row) ? -1.0f : 1.0f);
+             : NormalFromWordsF(words, i, NormalZSign(row));
 }
 
 }  // namespace perturbd

@@ -258,6 +258,11 @@ inline uint32_t CoordinateLanes(size_t g, size_t d) {
   return left >= 16 ? 0xFFFFu : (1u << left) - 1;
 }
 
+// The first min(left, 8) lanes of an eight-lane mask, for the tail of an array.
+inline uint8_t FirstLanes8(size_t left) {
+  return static_cast<uint8_t>(left >= 8 ? 0xFFu : (1u << left) - 1);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
 #define PERTURBD_SELECT_AVX512 1
 // GCC 12 reports its own intrinsics' passthrough operands as (maybe) uninitialized here (a
@@ -390,7 +395,7 @@ __attribute__((target("avx512f"))) void ChooseSeedsAvx512(const double* values, 
   __m512i top[R];
   for (__m512i& t : top) t = none;
   for (size_t i = 0; i < n; i += 8) {
-    const __mmask8 valid = static_cast<__mmask8>(n - i >= 8 ? 0xFF : (1u << (n - i)) - 1);
+    const __mmask8 valid = FirstLanes8(n - i);
     const __m512i ordered = OrderedBits8(_mm512_maskz_loadu_pd(valid, values + i));
     __m512i v = _mm512_mask_or_epi64(none, valid, _mm512_and_si512(ordered, keep), index);
     for (__m512i& t : top) {
@@ -449,7 +454,7 @@ __attribute__((target("avx512f"))) size_t CandidatesAvx512(const double* key_hi,
     uint64_t live = 0;
     for (size_t g = g0; g < std::min(blocks, g0 + 64); g += 8) {
       const __mmask8 valid =
-          static_cast<__mmask8>(blocks - g >= 8 ? 0xFF : (1u << (blocks - g)) - 1);
+          FirstLanes8(blocks - g);
       live |= static_cast<uint64_t>(_mm512_mask_cmp_pd_mask(
                   valid, _mm512_maskz_loadu_pd(valid, block_max + g), t, _CMP_GE_OQ))
               << (g - g0);
@@ -489,7 +494,7 @@ __attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, co
   const __m512d t = _mm512_set1_pd(threshold);
   size_t m = 0;
   for (size_t j = 0; j < n; j += 8) {
-    const __mmask8 valid = static_cast<__mmask8>(n - j >= 8 ? 0xFF : (1u << (n - j)) - 1);
+    const __mmask8 valid = FirstLanes8(n - j);
     const __m512d x = _mm512_maskz_loadu_pd(valid, key + j);
     const __mmask8 pass = _mm512_mask_cmp_pd_mask(valid, x, t, _CMP_GE_OQ);
     const size_t c = static_cast<size_t>(__builtin_popcount(pass));
@@ -504,7 +509,7 @@ __attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, co
   const __m512i one = _mm512_set1_epi64(1);
   size_t count = 0;
   for (size_t j = 0; j < m; j += 8) {
-    const __mmask8 valid = static_cast<__mmask8>(m - j >= 8 ? 0xFF : (1u << (m - j)) - 1);
+    const __mmask8 valid = FirstLanes8(m - j);
     const __m512i later_bound = _mm512_maskz_loadu_epi64(valid, o + j);  // o_j: i after j
     const __m512i earlier_bound = _mm512_sub_epi64(later_bound, one);    // o_j − 1: i before j
     __m512i rank = _mm512_setzero_si512();
@@ -549,7 +554,7 @@ void ExactKeys(const NoiseRow& row, const uint32_t* __restrict words,
       z[j] = GumbelFromWordsF(words, static_cast<uint32_t>(idx[j]));
     }
   } else {
-    const float z_sign = NoiseFlipped(row) ? -1.0f : 1.0f;
+    const float z_sign = NormalZSign(row);
 #pragma omp simd
     for (size_t j = 0; j < whole; ++j) {
       z[j] = NormalFromWordsF(words, static_cast<uint32_t>(idx[j]), z_sign);
@@ -676,7 +681,7 @@ void NoiseSelector::KeyBounds(const NoiseRow& row, const double* theta, double e
     GumbelKeyBounds(bounds, words_.data() + i, theta + i, d - i, epsilon, f32, sign, key_hi + i);
     for (; i < d; i += 16) block_max[i / 16] = MaxOf(key_hi + i, 16);
   } else {
-    const float z_sign = NoiseFlipped(row) ? -1.0f : 1.0f;
+    const float z_sign = NormalZSign(row);
     // The groups of 16 at i0 .. i0 + n − 1 (n a multiple of 16) of θ = th into out, and their
     // maxima into maxima.
     auto groups = [&](const double* th, size_t i0, size_t n, double* out, double* maxima) {
