@@ -245,13 +245,8 @@ std::vector<Case> Cases() {
   return cases;
 }
 
-void BM_Solve(benchmark::State& state, const Case& c) {
-  auto made = MakeOracle(c.spec, c.d, c.sense);
-  if (!made.ok()) {
-    state.SkipWithError(made.status().ToString().c_str());
-    return;
-  }
-  const Oracle& oracle = **made;
+// 64 perturbed cost vectors of case c (the Dijkstra oracles need costs ≥ 0).
+std::vector<std::vector<double>> CostPool(const Case& c) {
   std::mt19937_64 rng(42);
   std::normal_distribution<double> normal;
   std::uniform_real_distribution<double> uniform(c.positive_costs ? 1.0 : -1.0, 2.0);
@@ -272,9 +267,21 @@ void BM_Solve(benchmark::State& state, const Case& c) {
                                               : base[i] + kEps * z;
     }
   }
+  return pool;
+}
+
+void BM_Solve(benchmark::State& state, const Case& c) {
+  auto made = MakeOracle(c.spec, c.d, c.sense);
+  if (!made.ok()) {
+    state.SkipWithError(made.status().ToString().c_str());
+    return;
+  }
+  const Oracle& oracle = **made;
+  const std::vector<std::vector<double>> pool = CostPool(c);
+  const int kPool = static_cast<int>(pool.size());
+  std::vector<double> scratch(pool[0].size());
   auto workspace = oracle.NewWorkspace();
   SparseVector y(oracle.dimension());
-  std::vector<double> scratch(base.size());
   int k = 0;
   int64_t failures = 0;
   for (auto _ : state) {
@@ -293,10 +300,49 @@ void BM_Solve(benchmark::State& state, const Case& c) {
       benchmark::Counter(oracle.cost_per_solve(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Oracle::SolveBatch on batch_width() cost vectors per iteration (oracles with a batched
+// path); `per_solve` is the time per solve, to compare with BM_Solve's time.
+void BM_SolveBatch(benchmark::State& state, const Case& c) {
+  auto made = MakeOracle(c.spec, c.d, c.sense);
+  if (!made.ok()) {
+    state.SkipWithError(made.status().ToString().c_str());
+    return;
+  }
+  const Oracle& oracle = **made;
+  const std::vector<std::vector<double>> pool = CostPool(c);
+  const size_t width = static_cast<size_t>(oracle.batch_width());
+  std::vector<std::vector<double>> scratch(width, pool[0]);
+  std::vector<absl::Span<double>> thetas;
+  std::vector<SparseVector> ys(width, SparseVector(oracle.dimension()));
+  std::vector<SparseVector*> y_ptrs;
+  for (size_t j = 0; j < width; ++j) {
+    thetas.push_back(absl::MakeSpan(scratch[j]));
+    y_ptrs.push_back(&ys[j]);
+  }
+  auto workspace = oracle.NewWorkspace();
+  size_t k = 0;
+  for (auto _ : state) {
+    for (size_t j = 0; j < width; ++j) {
+      std::copy(pool[k].begin(), pool[k].end(), scratch[j].begin());
+      k = (k + 1) % pool.size();
+    }
+    oracle.SolveBatch(thetas, *workspace, y_ptrs);
+    benchmark::DoNotOptimize(ys[0].size());
+  }
+  state.counters["per_solve"] = benchmark::Counter(
+      static_cast<double>(width),
+      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
 const bool kRegistered = [] {
   static const auto* cases = new std::vector<Case>(Cases());
   for (const Case& c : *cases) {
     benchmark::RegisterBenchmark(c.name.c_str(), BM_Solve, c)->Unit(benchmark::kNanosecond);
+    auto made = MakeOracle(c.spec, c.d, c.sense);
+    if (made.ok() && (*made)->batch_width() > 1) {
+      benchmark::RegisterBenchmark((c.name + "/batch").c_str(), BM_SolveBatch, c)
+          ->Unit(benchmark::kNanosecond);
+    }
   }
   return true;
 }();

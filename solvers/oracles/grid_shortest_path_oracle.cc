@@ -9,6 +9,7 @@
 
 #include "solvers/base/status_macros.h"
 #include "solvers/oracles/internal/validation.h"
+#include "solvers/oracles/internal/vector_clones.h"
 
 namespace perturbd {
 namespace {
@@ -84,11 +85,191 @@ class CellHeap {
   size_t size_ = 0;
 };
 
+// Eight lanes of doubles (one θ per lane) in GCC's vector extension: one AVX-512 register, two
+// AVX2 or four SSE2 ones in the clones below.
+using LaneVec = double __attribute__((vector_size(64)));
+using LaneBits = int64_t __attribute__((vector_size(64)));
+struct alignas(64) LaneCell {
+  double lane[8];
+};
+static_assert(sizeof(LaneCell) == sizeof(LaneVec), "one LaneVec per padded cell");
+
+// One pass of the padded lane grid along `lines` lines of `len` cells: rows when the step
+// along a line (kDr, kDc) is (0, ±1), columns when it is (±1, 0); line i starts at padded cell
+// first + i·line_step. Each line gets the full update D_v = θ_v + min over the neighbours in
+// its direction, then the reverse direction with the neighbour along the line only (a path
+// may run against the pass along a line). The cell just updated stays in a register (`prev`),
+// so the chain from cell to cell is one min and one add. The source keeps D = θ. Adds to
+// `changed` the lanes whose D moved in the full updates and clears in `strict` those with a
+// cell not above its least neighbour.
+template <bool kFour, int kDr, int kDc>
+__attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVec* dist,
+                                                     int32_t W, int32_t lines, int32_t len,
+                                                     int32_t first, int32_t line_step,
+                                                     LaneBits& changed, LaneBits& strict) {
+  const int32_t source = W + 1;
+  const int32_t step = kDr * W + kDc;
+  // The neighbours other than the one behind (v − step), as padded offsets.
+  constexpr int kOthers = kFour ? 3 : 7;
+  int32_t others[kOthers];
+  int n = 0;
+  for (int dr = -1; dr <= 1; ++dr) {
+    for (int dc = -1; dc <= 1; ++dc) {
+      if ((dr == 0 && dc == 0) || (kFour && dr != 0 && dc != 0) || (dr == -kDr && dc == -kDc)) {
+        continue;
+      }
+      others[n++] = dr * W + dc;
+    }
+  }
+  for (int32_t i = 0; i < lines; ++i) {
+    const int32_t start = first + i * line_step;
+    LaneBits line_changed = {};
+    LaneVec prev = dist[start - step];  // the border
+    for (int32_t k = 0, v = start; k < len; ++k, v += step) {
+      if (v == source) {
+        prev = dist[v];
+        continue;
+      }
+      LaneVec o[kOthers];
+#pragma GCC unroll 8
+      for (int j = 0; j < kOthers; ++j) o[j] = dist[v + others[j]];
+      // A balanced tree over the others; the cell behind comes last.
+      LaneVec m;
+      if (kFour) {
+        const LaneVec a = o[0] < o[1] ? o[0] : o[1];
+        m = a < o[2] ? a : o[2];
+      } else {
+        const LaneVec a = o[0] < o[1] ? o[0] : o[1];
+        const LaneVec b = o[2] < o[3] ? o[2] : o[3];
+        const LaneVec c = o[4] < o[5] ? o[4] : o[5];
+        const LaneVec ab = a < b ? a : b;
+        const LaneVec c6 = c < o[6] ? c : o[6];
+        m = ab < c6 ? ab : c6;
+      }
+      m = prev < m ? prev : m;
+      const LaneVec next = cost[v] + m;
+      line_changed |= next != dist[v];
+      strict &= next > m;
+      dist[v] = next;
+      prev = next;
+    }
+    changed |= line_changed;
+    // Back along the line, from the far end's neighbour. When the full updates moved nothing,
+    // each cell already saw its neighbour ahead at its final value: nothing to do.
+    bool any = false;
+    for (int l = 0; l < 8; ++l) any |= line_changed[l] != 0;
+    if (!any) continue;
+    prev = dist[start + (len - 1) * step];
+    for (int32_t k = 1, v = start + (len - 2) * step; k < len; ++k, v -= step) {
+      LaneVec cur = dist[v];
+      if (v != source) {
+        const LaneVec via = cost[v] + prev;
+        cur = via < cur ? via : cur;
+        dist[v] = cur;
+      }
+      prev = cur;
+    }
+  }
+}
+
+// Passes top-down, left to right, bottom-up, right to left, and again, until one changes
+// nothing or max_passes have run: a path is settled by one pass when it is monotone along the
+// pass's axis (rows for the first and third, columns for the others), so the passes needed
+// grow with how often the paths turn back, not with the grid's size. Lane l's bit in
+// *unsettled: its last pass changed it (no fixed point yet); in *not_strict: some cell of its
+// fixed point is not above its least neighbour. Returns the passes run.
+PERTURBD_ORACLE_VECTOR_CLONES
+int32_t SweepLanes(const LaneCell* cost_cells, LaneCell* dist_cells, int32_t rows, int32_t cols,
+                   bool four, int32_t max_passes, uint32_t* unsettled, uint32_t* not_strict) {
+  const LaneVec* cost = reinterpret_cast<const LaneVec*>(cost_cells);
+  LaneVec* dist = reinterpret_cast<LaneVec*>(dist_cells);
+  const int32_t W = cols + 2;
+  const int32_t last = rows * W + cols;  // padded (rows − 1, cols − 1)
+  LaneBits changed = {};
+  LaneBits strict = {};
+  int32_t pass = 0;
+  while (pass < max_passes) {
+    changed = LaneBits{};
+    strict = ~LaneBits{};
+    const bool by_rows = pass % 2 == 0;
+    const bool forward = pass % 4 < 2;
+    const int32_t lines = by_rows ? rows : cols;
+    const int32_t len = by_rows ? cols : rows;
+    const int32_t first = forward ? W + 1 : last;
+    const int32_t sign = forward ? 1 : -1;
+    const int32_t line_step = sign * (by_rows ? W : 1);
+    // The step along a line: right, down, left, up.
+    switch ((pass % 4) * 2 + (four ? 1 : 0)) {
+      case 0: SweepPass<false, 0, 1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      case 1: SweepPass<true, 0, 1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      case 2: SweepPass<false, 1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      case 3: SweepPass<true, 1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      case 4: SweepPass<false, 0, -1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      case 5: SweepPass<true, 0, -1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      case 6: SweepPass<false, -1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      default: SweepPass<true, -1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+    }
+    ++pass;
+    bool any = false;
+    for (int l = 0; l < 8; ++l) any |= changed[l] != 0;
+    if (!any) break;
+  }
+  *unsettled = 0;
+  *not_strict = 0;
+  for (int l = 0; l < 8; ++l) {
+    *unsettled |= static_cast<uint32_t>(changed[l] != 0) << l;
+    *not_strict |= static_cast<uint32_t>(strict[l] == 0) << l;
+  }
+  return pass;
+}
+
+
+// Lane l of padded cell (r + 1)·(cols + 2) + c + 1 = lane_theta[l][r·cols + c].
+PERTURBD_ORACLE_VECTOR_CLONES
+void ToLanes(const double* const* lane_theta, int32_t rows, int32_t cols, LaneCell* out) {
+  const int32_t W = cols + 2;
+  for (int32_t r = 0; r < rows; ++r) {
+    LaneCell* row = out + (r + 1) * W + 1;
+    const size_t at = static_cast<size_t>(r) * static_cast<size_t>(cols);
+    for (int32_t c = 0; c < cols; ++c) {
+      LaneVec v;
+#pragma GCC unroll 8
+      for (int l = 0; l < 8; ++l) v[l] = lane_theta[l][at + static_cast<size_t>(c)];
+      *reinterpret_cast<LaneVec*>(&row[c]) = v;
+    }
+  }
+}
+
+// Lane sweeps stop here and Solve takes over: enough for the terrain and random grids of the
+// benchmarks (a handful of passes), while a maze whose paths wind back and forth many times
+// costs at most this many passes more than Dijkstra.
+constexpr int32_t kMaxLanePasses = 24;
+// Costs above this (or not finite) go to Solve: D of a path of up to 2^31 cells stays finite.
+constexpr double kMaxLaneCost = 1e290;
+
+// Clamps the negative entries of theta to 0 in place (as Solve does) and returns how many;
+// adds to *unbounded the entries above kMaxLaneCost or not finite. Branch-free: which costs are
+// negative is as random as the noise.
+PERTURBD_ORACLE_VECTOR_CLONES
+int64_t ClampForLanes(double* theta, size_t d, int64_t* unbounded) {
+  int64_t negative = 0;
+  int64_t above = 0;
+#pragma omp simd reduction(+ : negative, above)
+  for (size_t i = 0; i < d; ++i) {
+    const double x = theta[i];
+    negative += x < 0.0 ? 1 : 0;
+    theta[i] = x < 0.0 ? 0.0 : x;
+    above += x <= kMaxLaneCost ? 0 : 1;
+  }
+  *unbounded += above;
+  return negative;
+}
+
 // The grid with a one-cell border: padded cell (r + 1)·(cols + 2) + c + 1 is cell r·cols + c.
 // The border is permanently "reached", so relaxing a neighbour needs no bounds check; padded
 // indices are in the same order as cell indices, so ties break as before.
 struct GridWorkspace final : OracleWorkspace {
-  GridWorkspace(int32_t rows, int32_t cols)
+  GridWorkspace(int32_t rows, int32_t cols, bool lanes)
       : width(cols + 2),
         cost(Padded(rows, cols), 0.0),
         dist(Padded(rows, cols)),
@@ -96,7 +277,9 @@ struct GridWorkspace final : OracleWorkspace {
         border_bits(Padded(rows, cols) / 8 + 9, 0),
         reached_bits(border_bits.size()),
         heap(rows * cols),
-        path(static_cast<size_t>(rows) * static_cast<size_t>(cols)) {
+        path(static_cast<size_t>(rows) * static_cast<size_t>(cols)),
+        lane_cost(lanes ? Padded(rows, cols) : 0),
+        lane_dist(lanes ? Padded(rows, cols) : 0) {
     for (size_t v = 0; v < Padded(rows, cols); ++v) {
       const size_t r = v / static_cast<size_t>(width);
       const size_t c = v % static_cast<size_t>(width);
@@ -130,7 +313,33 @@ struct GridWorkspace final : OracleWorkspace {
   std::vector<uint8_t> reached_bits;  // the border and the cells reached in this solve
   CellHeap heap;
   std::vector<int32_t> path;  // cells of the result, sorted before output
+  // SolveBatch: θ and D of eight solves, lane l of padded cell v (empty above kMaxLaneCells).
+  std::vector<LaneCell> lane_cost;
+  std::vector<LaneCell> lane_dist;
 };
+
+// The first k < N (offsets in increasing cell order) whose neighbour v + offsets[k] has the
+// least D in lane j: the minimum first, then the equal ones as a bit mask — independent
+// operations rather than a chain of compares.
+template <int N>
+int LeastNeighbour(const LaneCell* dist, int32_t v, const int32_t* offsets, size_t j) {
+  double du[N];
+#pragma GCC unroll 8
+  for (int k = 0; k < N; ++k) du[k] = dist[v + offsets[k]].lane[j];
+  double m = du[0];
+#pragma GCC unroll 8
+  for (int k = 1; k < N; ++k) m = du[k] < m ? du[k] : m;
+  uint32_t equal = 0;
+#pragma GCC unroll 8
+  for (int k = 0; k < N; ++k) equal |= static_cast<uint32_t>(du[k] == m) << k;
+  return __builtin_ctz(equal);
+}
+
+// y = the first `length` cells of ws.path, in increasing order.
+void EmitPath(GridWorkspace& ws, int32_t length, SparseVector& y) {
+  std::sort(ws.path.begin(), ws.path.begin() + length);
+  for (int32_t j = 0; j < length; ++j) y.Push(ws.path[static_cast<size_t>(j)], 1.0);
+}
 
 }  // namespace
 
@@ -160,7 +369,7 @@ double GridShortestPathOracle::cost_per_solve() const {
 }
 
 std::unique_ptr<OracleWorkspace> GridShortestPathOracle::NewWorkspace() const {
-  return std::make_unique<GridWorkspace>(rows_, cols_);
+  return std::make_unique<GridWorkspace>(rows_, cols_, batch_width() > 1);
 }
 
 int64_t GridShortestPathOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspace,
@@ -235,8 +444,89 @@ int64_t GridShortestPathOracle::Solve(absl::Span<double> theta, OracleWorkspace&
   for (int32_t v = target; v >= 0; v = pred[v]) {
     ws.path[static_cast<size_t>(length++)] = (v / W - 1) * cols_ + (v % W - 1);
   }
-  std::sort(ws.path.begin(), ws.path.begin() + length);
-  for (int32_t j = 0; j < length; ++j) y.Push(ws.path[static_cast<size_t>(j)], 1.0);
+  EmitPath(ws, length, y);
+  return clamped;
+}
+
+int GridShortestPathOracle::batch_width() const {
+  return dimension() <= kMaxLaneCells ? kMaxBatchWidth : 1;
+}
+
+int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> thetas,
+                                           OracleWorkspace& workspace,
+                                           absl::Span<SparseVector* const> ys,
+                                           uint32_t* swept) const {
+  auto& ws = static_cast<GridWorkspace&>(workspace);
+  const size_t n = thetas.size();
+  assert(n <= static_cast<size_t>(kMaxBatchWidth) && ys.size() == n);
+  if (swept != nullptr) *swept = 0;
+  if (n < 2 || ws.lane_cost.empty()) return Oracle::SolveBatch(thetas, workspace, ys);
+  const size_t d = static_cast<size_t>(dimension());
+  // Clamp as Solve does; lanes with costs the sweeps cannot take are left to Solve.
+  int64_t clamped = 0;
+  uint32_t lanes = 0;
+  for (size_t j = 0; j < n; ++j) {
+    int64_t unbounded = 0;
+    clamped += ClampForLanes(thetas[j].data(), d, &unbounded);
+    lanes |= static_cast<uint32_t>(unbounded == 0) << j;
+  }
+  const int32_t W = ws.width;
+  const int32_t source = W + 1;
+  const int32_t target = rows_ * W + cols_;
+  if (lanes != 0) {
+    // Unused lanes repeat a used one, so that they settle with it.
+    const size_t spare = static_cast<size_t>(__builtin_ctz(lanes));
+    const double* lane_theta[8];
+    for (size_t l = 0; l < 8; ++l) {
+      lane_theta[l] = thetas[l < n && (lanes >> l & 1u) ? l : spare].data();
+    }
+    ToLanes(lane_theta, rows_, cols_, ws.lane_cost.data());
+    constexpr double kInf = std::numeric_limits<double>::infinity();
+    for (LaneCell& cell : ws.lane_dist) std::fill(cell.lane, cell.lane + 8, kInf);
+    ws.lane_dist[static_cast<size_t>(source)] = ws.lane_cost[static_cast<size_t>(source)];
+    uint32_t unsettled = 0;
+    uint32_t not_strict = 0;
+    SweepLanes(ws.lane_cost.data(), ws.lane_dist.data(), rows_, cols_,
+               connectivity_ == Connectivity::kFour, kMaxLanePasses, &unsettled, &not_strict);
+    lanes &= ~(unsettled | not_strict);
+  }
+  if (swept != nullptr) *swept = lanes;
+
+  // Neighbour offsets in increasing cell order, as padded index, row and column steps.
+  const int32_t eight[] = {-W - 1, -W, -W + 1, -1, 1, W - 1, W, W + 1};
+  const int32_t eight_dr[] = {-1, -1, -1, 0, 0, 1, 1, 1};
+  const int32_t eight_dc[] = {-1, 0, 1, -1, 1, -1, 0, 1};
+  const int32_t four[] = {-W, -1, 1, W};
+  const int32_t four_dr[] = {-1, 0, 0, 1};
+  const int32_t four_dc[] = {0, -1, 1, 0};
+  const bool is_four = connectivity_ == Connectivity::kFour;
+  const int32_t* offsets = is_four ? four : eight;
+  const int32_t* step_dr = is_four ? four_dr : eight_dr;
+  const int32_t* step_dc = is_four ? four_dc : eight_dc;
+  for (size_t j = 0; j < n; ++j) {
+    SparseVector& y = *ys[j];
+    if (!(lanes >> j & 1u)) {
+      Solve(thetas[j], workspace, y);  // already clamped: returns 0
+      continue;
+    }
+    y.Clear();
+    // From the target back along the least (D, cell) neighbours; D falls strictly at each
+    // step, so the walk reaches the source within d cells.
+    int32_t length = 0;
+    int32_t r = rows_ - 1;
+    int32_t c = cols_ - 1;
+    for (int32_t v = target;;) {
+      ws.path[static_cast<size_t>(length++)] = r * cols_ + c;
+      if (v == source) break;
+      const int best = is_four ? LeastNeighbour<4>(ws.lane_dist.data(), v, offsets, j)
+                               : LeastNeighbour<8>(ws.lane_dist.data(), v, offsets, j);
+      v += offsets[best];
+      r += step_dr[best];
+      c += step_dc[best];
+      assert(static_cast<size_t>(length) < d);
+    }
+    EmitPath(ws, length, y);
+  }
   return clamped;
 }
 

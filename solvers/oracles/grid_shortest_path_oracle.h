@@ -14,6 +14,16 @@
 // order and only a strict improvement changes a cell's predecessor, so the path is a
 // deterministic function of θ. O(d·n·log d) per solve, n = 4 or 8; all memory in the workspace.
 //
+// SolveBatch solves up to 8 θ at once, one per SIMD lane, without a heap: Gauss–Seidel passes
+// of the distances' fixed point, D_v = θ_v + min over v's neighbours of D_u (D_source = θ_source),
+// alternately top-down and bottom-up, until a pass changes nothing; the predecessor of v is then
+// its neighbour of least (D_u, u). When every cell's distance is strictly above its least
+// neighbour's (so Dijkstra pops cells in (distance, cell) order), these are Dijkstra's
+// distances and predecessors: the same rounding (each D_v is one addition to its
+// predecessor's), the same ties, so the same path bit for bit. A θ for which that is not known
+// (a zero or, after rounding, ineffective cost; a non-finite or huge one; no fixed point within
+// the pass limit) is solved by Solve instead.
+//
 // Shapes: θ ∈ R^{rows·cols}; y ∈ {0,1}^{rows·cols} with between max(rows, cols) and d
 // non-zeros. A 1×1 grid gives y = {cell 0}.
 #ifndef PERTURBD_SOLVERS_ORACLES_GRID_SHORTEST_PATH_ORACLE_H_
@@ -50,6 +60,20 @@ class GridShortestPathOracle final : public Oracle {
   std::unique_ptr<OracleWorkspace> NewWorkspace() const override;
   int64_t Solve(absl::Span<double> theta, OracleWorkspace& workspace,
                 SparseVector& y) const override;
+  // 8 for grids of at most kMaxLaneCells cells, else 1.
+  int batch_width() const override;
+  int64_t SolveBatch(absl::Span<const absl::Span<double>> thetas, OracleWorkspace& workspace,
+                     absl::Span<SparseVector* const> ys) const override {
+    return SolveLanes(thetas, workspace, ys, nullptr);
+  }
+  // SolveBatch, also setting bit j of *swept (when not null) when θ_j was solved by the lane
+  // sweeps rather than by Solve (for tests and benchmarks).
+  int64_t SolveLanes(absl::Span<const absl::Span<double>> thetas, OracleWorkspace& workspace,
+                     absl::Span<SparseVector* const> ys, uint32_t* swept) const;
+
+  // The largest grid solved in lanes (64×64): beyond it the lane sweeps need many passes and
+  // the lane workspace (128 bytes a cell per thread) grows past the caches.
+  static constexpr int64_t kMaxLaneCells = 4096;
 
  private:
   GridShortestPathOracle(int32_t rows, int32_t cols, Connectivity connectivity)

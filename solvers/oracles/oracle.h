@@ -141,6 +141,17 @@ class Oracle {
   }
   // True when SolveChecked can fail, so callers that use plain Solve know to switch.
   virtual bool can_fail() const { return false; }
+
+  // How many θ one SolveBatch call takes at most: 1 (the default) for oracles without a batched
+  // path; grid_shortest_path solves 8 at once in SIMD lanes. Never more than kMaxBatchWidth.
+  static constexpr int kMaxBatchWidth = 8;
+  virtual int batch_width() const { return 1; }
+  // Solves each θ_j = thetas[j] (length d, j < batch_width()) into *ys[j], clamping in place as
+  // Solve does, and returns the total clamped: the same y, bit for bit, as Solve on each θ_j,
+  // so callers may batch or not without changing any result. Not for oracles that can fail.
+  // The default calls Solve on each.
+  virtual int64_t SolveBatch(absl::Span<const absl::Span<double>> thetas,
+                             OracleWorkspace& workspace, absl::Span<SparseVector* const> ys) const;
 };
 
 }  // namespace perturbd

@@ -154,12 +154,23 @@ EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
     plan.select_k = k;
   }
 
+  // Oracles with a batched path solve whole groups of units at once (antithetic pairs stay in
+  // one group).
+  if (!oracle.can_fail() && plan.select_k == 0) {
+    const int64_t width = std::min(oracle.batch_width(), Oracle::kMaxBatchWidth);
+    if (width > 1) {
+      plan.batch_solves = true;
+      plan.units_per_group = std::max<int64_t>(1, width / plan.samples_per_unit);
+    }
+  }
+
   const double d = static_cast<double>(plan.dimension);
   double unit_work = oracle.cost_per_solve() + 8.0 * d;
   if (plan.jacobian) unit_work += static_cast<double>(oracle.max_nonzeros()) * d;
   unit_work *= static_cast<double>(plan.samples_per_unit);
   int64_t blocks = (kTargetItems + plan.batch - 1) / plan.batch;
-  blocks = std::min<int64_t>(blocks, plan.units);
+  const int64_t groups = (plan.units + plan.units_per_group - 1) / plan.units_per_group;
+  blocks = std::min<int64_t>(blocks, groups);
   blocks = std::min<int64_t>(
       blocks, std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(plan.units) *
                                                         unit_work / kMinItemWork)));
@@ -173,7 +184,11 @@ EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
 }
 
 std::pair<int64_t, int64_t> EstimatorPlan::BlockUnits(int64_t block) const {
-  return {block * units / blocks_per_instance, (block + 1) * units / blocks_per_instance};
+  // Whole groups per block: group boundaries split as evenly as blocks allow.
+  const int64_t groups = (units + units_per_group - 1) / units_per_group;
+  const int64_t first = block * groups / blocks_per_instance * units_per_group;
+  const int64_t last = (block + 1) * groups / blocks_per_instance * units_per_group;
+  return {std::min(first, units), std::min(last, units)};
 }
 
 EstimatorSums::EstimatorSums(const EstimatorPlan& plan) {
@@ -211,17 +226,19 @@ void EstimatorSums::Add(const EstimatorSums& o) {
 }
 
 EstimatorScratch::EstimatorScratch(const EstimatorPlan& plan, const Oracle& oracle)
-    : workspace_(oracle.NewWorkspace()),
-      z_(static_cast<size_t>(plan.dimension)),
-      eta_(static_cast<size_t>(plan.dimension)),
-      w_(static_cast<size_t>(plan.dimension)),
-      y_{SparseVector(plan.dimension), SparseVector(plan.dimension)} {
+    : workspace_(oracle.NewWorkspace()), z_(static_cast<size_t>(plan.dimension)) {
   const size_t d = static_cast<size_t>(plan.dimension);
   if (plan.select_k > 0) {
     selector_ = std::make_unique<NoiseSelector>(d, static_cast<size_t>(plan.select_k));
   }
-  grad_[0].resize(d);
-  grad_[1].resize(d);
+  const size_t slots = static_cast<size_t>(plan.units_per_group * plan.samples_per_unit);
+  const bool derivative = plan.jacobian || plan.vjp;
+  eta_.assign(slots, std::vector<double>(d));
+  w_.assign(slots, std::vector<double>(
+                       plan.perturbation == Perturbation::kMultiplicative ? d : size_t{0}));
+  grad_.assign(slots, std::vector<double>(derivative ? d : size_t{0}));
+  y_.assign(slots, SparseVector(plan.dimension));
+  selected_.assign(slots, 0);
   if (plan.need_pairs) {
     pair_y_.assign(d, 0.0);
     pair_grad_.resize(d);
@@ -229,54 +246,60 @@ EstimatorScratch::EstimatorScratch(const EstimatorPlan& plan, const Oracle& orac
 }
 
 absl::StatusOr<int64_t> EstimatorScratch::CallOracle(const Oracle& oracle, int64_t b, int64_t m,
-                                                     SparseVector& y) {
-  if (!oracle.can_fail()) return oracle.Solve(absl::MakeSpan(eta_), *workspace_, y);
-  absl::StatusOr<int64_t> clamped = oracle.SolveChecked(absl::MakeSpan(eta_), *workspace_, y);
+                                                     int j) {
+  const absl::Span<double> eta = absl::MakeSpan(eta_[static_cast<size_t>(j)]);
+  SparseVector& y = y_[static_cast<size_t>(j)];
+  if (!oracle.can_fail()) return oracle.Solve(eta, *workspace_, y);
+  absl::StatusOr<int64_t> clamped = oracle.SolveChecked(eta, *workspace_, y);
   if (clamped.ok()) return clamped;
   const std::string where = m < 0 ? absl::StrCat(" (instance ", b, ", unperturbed θ)")
                                   : absl::StrCat(" (instance ", b, ", sample ", m, ")");
   return absl::Status(clamped.status().code(), absl::StrCat(clamped.status().message(), where));
 }
 
-absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const Oracle& oracle,
-                                                int64_t b, const NoiseRow& row,
-                                                absl::Span<const double> theta,
-                                                absl::Span<const double> targets,
-                                                absl::Span<const double> cotangent, SparseVector& y,
-                                                std::vector<double>& grad, EstimatorSums& sums,
-                                                double* sample_out, double* s_out) {
-  const size_t d = static_cast<size_t>(plan.dimension);
+bool EstimatorScratch::PrepareSample(const EstimatorPlan& plan, const NoiseRow& row,
+                                     absl::Span<const double> theta, int j) {
+  const size_t slot = static_cast<size_t>(j);
   // ∇ν only feeds the Jacobian and the VJP: a plain forward pass skips it.
   const bool select = selector_ != nullptr && row.single &&
                       (!plan.fenchel_young || target_support_.size() <= kMaxSparseTargets);
   if (select) {
     // The same y (and η where y or the targets are non-zero) without most of the noise
     // transforms.
-    selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense, y,
-                      eta_.data(), target_support_);
-  } else {
-    const bool derivative = plan.jacobian || plan.vjp;
-    FillNoise(row, absl::MakeSpan(z_), derivative ? absl::MakeSpan(grad) : absl::Span<double>());
-
-    // η in θ's dtype (DESIGN §5): computed in double, rounded once.
-    FormEta(plan, theta.data(), z_.data(), w_.data(), eta_.data(), d);
-
-    const absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, row.sample, y);
-    if (!clamped.ok()) return clamped.status();
-    sums.clamped += static_cast<uint64_t>(*clamped);
+    selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense,
+                      y_[slot], eta_[slot].data(), target_support_);
+    return true;
   }
-  const double y_dot_eta = y.Dot(eta_);
+  FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad_[slot]));
+  // η in θ's dtype (DESIGN §5): computed in double, rounded once.
+  FormEta(plan, theta.data(), z_.data(), w_[slot].data(), eta_[slot].data(),
+          static_cast<size_t>(plan.dimension));
+  return false;
+}
+
+void EstimatorScratch::FinishSample(const EstimatorPlan& plan, int j,
+                                    absl::Span<const double> targets,
+                                    absl::Span<const double> cotangent, EstimatorSums& sums,
+                                    double* sample_out, double* s_out) {
+  const size_t d = static_cast<size_t>(plan.dimension);
+  const size_t slot = static_cast<size_t>(j);
+  const SparseVector& y = y_[slot];
+  const std::vector<double>& eta = eta_[slot];
+  const std::vector<double>& grad = grad_[slot];
+  const double y_dot_eta = y.Dot(eta);
   sums.value += y_dot_eta;
   for (size_t k = 0; k < y.size(); ++k) sums.sum_y[y.index(k)] += y.value(k);
   if (plan.solution_stderr && !plan.antithetic) {
     for (size_t k = 0; k < y.size(); ++k) sums.sum_unit2[y.index(k)] += y.value(k) * y.value(k);
   }
   if (plan.fenchel_young) {
-    const double t_dot_eta = select ? DotVectorSparse(targets.data(), eta_.data(), target_support_)
-                                    : DotVector(targets.data(), eta_.data(), d);
+    const double t_dot_eta = selected_[slot]
+                                 ? DotVectorSparse(targets.data(), eta.data(), target_support_)
+                                 : DotVector(targets.data(), eta.data(), d);
     sums.loss += plan.sense == Sense::kMaximize ? y_dot_eta - t_dot_eta : t_dot_eta - y_dot_eta;
     if (plan.perturbation == Perturbation::kMultiplicative) {
-      for (size_t k = 0; k < y.size(); ++k) sums.sum_wy[y.index(k)] += w_[y.index(k)] * y.value(k);
+      const std::vector<double>& w = w_[slot];
+      for (size_t k = 0; k < y.size(); ++k) sums.sum_wy[y.index(k)] += w[y.index(k)] * y.value(k);
     }
   }
   if (plan.need_grad_sum && !plan.vjp) AddScaled(absl::MakeSpan(sums.sum_grad), 1.0, grad);
@@ -297,7 +320,6 @@ absl::Status EstimatorScratch::AccumulateSample(const EstimatorPlan& plan, const
     *s_out = s;
   }
   if (sample_out != nullptr) y.ToDense(absl::MakeSpan(sample_out, d));
-  return absl::OkStatus();
 }
 
 absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const Oracle& oracle,
@@ -308,6 +330,7 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
                                                int64_t last, EstimatorSums& sums,
                                                double* samples_instance) {
   const size_t d = static_cast<size_t>(plan.dimension);
+  const int64_t spu = plan.samples_per_unit;
   const bool loo = plan.variance_reduction == VarianceReduction::kLeaveOneOut;
   workspace_->Reset();
   if (selector_ != nullptr && plan.fenchel_young) {
@@ -318,40 +341,72 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
       if (targets[i] != 0.0) target_support_.push_back(static_cast<int32_t>(i));
     }
   }
-  for (int64_t u = first; u < last; ++u) {
-    double s[2] = {0.0, 0.0};
-    for (int64_t p = 0; p < plan.samples_per_unit; ++p) {
-      const int64_t m = u * plan.samples_per_unit + p;
+  absl::Span<double> batch_eta[Oracle::kMaxBatchWidth];
+  SparseVector* batch_y[Oracle::kMaxBatchWidth];
+  for (int64_t u0 = first; u0 < last; u0 += plan.units_per_group) {
+    // The group's noise and η, then its oracle calls, then its sums in sample order: the
+    // same arithmetic sample by sample as one sample at a time.
+    const int64_t u1 = std::min(last, u0 + plan.units_per_group);
+    const int n = static_cast<int>((u1 - u0) * spu);
+    const int64_t m0 = u0 * spu;
+    int to_solve = 0;
+    for (int j = 0; j < n; ++j) {
       NoiseRow row = row_base;
-      row.sample = static_cast<uint32_t>(m);
-      double* sample_out =
-          samples_instance != nullptr ? samples_instance + static_cast<size_t>(m) * d : nullptr;
-      absl::Status status = AccumulateSample(plan, oracle, b, row, theta, targets, cotangent, y_[p],
-                                             grad_[p], sums, sample_out, &s[p]);
-      if (!status.ok()) return status;
+      row.sample = static_cast<uint32_t>(m0 + j);
+      selected_[static_cast<size_t>(j)] = PrepareSample(plan, row, theta, j);
+      if (selected_[static_cast<size_t>(j)]) continue;
+      if (plan.batch_solves) {
+        batch_eta[to_solve] = absl::MakeSpan(eta_[static_cast<size_t>(j)]);
+        batch_y[to_solve] = &y_[static_cast<size_t>(j)];
+        ++to_solve;
+      } else {
+        const absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, m0 + j, j);
+        if (!clamped.ok()) return clamped.status();
+        sums.clamped += static_cast<uint64_t>(*clamped);
+      }
     }
-    if (!plan.need_pairs) continue;
+    if (to_solve > 0) {
+      sums.clamped += static_cast<uint64_t>(
+          oracle.SolveBatch(absl::MakeConstSpan(batch_eta, static_cast<size_t>(to_solve)),
+                            *workspace_, absl::MakeConstSpan(batch_y, static_cast<size_t>(to_solve))));
+    }
 
-    // Pair-level sums: s_p = y_{2k} + y_{2k+1} (dense scratch, touched entries only),
-    // g_p = ∇ν(Z_{2k}) + ∇ν(Z_{2k+1}).
-    for (int p = 0; p < 2; ++p) {
-      for (size_t k = 0; k < y_[p].size(); ++k) pair_y_[y_[p].index(k)] += y_[p].value(k);
-    }
-    const bool pair_grad = loo && (plan.jacobian || plan.vjp);
-    if (pair_grad) {
-      for (size_t i = 0; i < d; ++i) pair_grad_[i] = grad_[0][i] + grad_[1][i];
-      if (plan.vjp) AddScaled(absl::MakeSpan(sums.pair_ssg), s[0] + s[1], pair_grad_);
-    }
-    // Visit the union of both supports once: an entry is zeroed after its visit.
-    for (int p = 0; p < 2; ++p) {
-      for (size_t k = 0; k < y_[p].size(); ++k) {
-        const size_t i = static_cast<size_t>(y_[p].index(k));
-        const double v = pair_y_[i];
-        if (v == 0.0) continue;
-        pair_y_[i] = 0.0;
-        if (plan.solution_stderr) sums.sum_unit2[i] += 0.25 * v * v;
-        if (pair_grad && plan.jacobian) {
-          AddScaled(absl::MakeSpan(sums.pair_syg).subspan(i * d, d), v, pair_grad_);
+    for (int64_t u = u0; u < u1; ++u) {
+      const int j0 = static_cast<int>((u - u0) * spu);
+      double s[2] = {0.0, 0.0};
+      for (int64_t p = 0; p < spu; ++p) {
+        const int64_t m = u * spu + p;
+        double* sample_out =
+            samples_instance != nullptr ? samples_instance + static_cast<size_t>(m) * d : nullptr;
+        FinishSample(plan, j0 + static_cast<int>(p), targets, cotangent, sums, sample_out, &s[p]);
+      }
+      if (!plan.need_pairs) continue;
+
+      // Pair-level sums: s_p = y_{2k} + y_{2k+1} (dense scratch, touched entries only),
+      // g_p = ∇ν(Z_{2k}) + ∇ν(Z_{2k+1}).
+      const SparseVector* pair[2] = {&y_[static_cast<size_t>(j0)],
+                                     &y_[static_cast<size_t>(j0 + 1)]};
+      for (int p = 0; p < 2; ++p) {
+        for (size_t k = 0; k < pair[p]->size(); ++k) pair_y_[pair[p]->index(k)] += pair[p]->value(k);
+      }
+      const bool pair_grad = loo && (plan.jacobian || plan.vjp);
+      if (pair_grad) {
+        const std::vector<double>& g0 = grad_[static_cast<size_t>(j0)];
+        const std::vector<double>& g1 = grad_[static_cast<size_t>(j0 + 1)];
+        for (size_t i = 0; i < d; ++i) pair_grad_[i] = g0[i] + g1[i];
+        if (plan.vjp) AddScaled(absl::MakeSpan(sums.pair_ssg), s[0] + s[1], pair_grad_);
+      }
+      // Visit the union of both supports once: an entry is zeroed after its visit.
+      for (int p = 0; p < 2; ++p) {
+        for (size_t k = 0; k < pair[p]->size(); ++k) {
+          const size_t i = static_cast<size_t>(pair[p]->index(k));
+          const double v = pair_y_[i];
+          if (v == 0.0) continue;
+          pair_y_[i] = 0.0;
+          if (plan.solution_stderr) sums.sum_unit2[i] += 0.25 * v * v;
+          if (pair_grad && plan.jacobian) {
+            AddScaled(absl::MakeSpan(sums.pair_syg).subspan(i * d, d), v, pair_grad_);
+          }
         }
       }
     }
@@ -362,9 +417,9 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
 absl::StatusOr<int64_t> EstimatorScratch::SolveUnperturbed(const Oracle& oracle, int64_t b,
                                                            absl::Span<const double> theta,
                                                            absl::Span<double> out) {
-  std::copy(theta.begin(), theta.end(), eta_.begin());
+  std::copy(theta.begin(), theta.end(), eta_[0].begin());
   workspace_->Reset();
-  absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, -1, y_[0]);
+  absl::StatusOr<int64_t> clamped = CallOracle(oracle, b, -1, 0);
   if (clamped.ok()) y_[0].ToDense(out);
   return clamped;
 }

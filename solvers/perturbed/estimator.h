@@ -45,6 +45,10 @@ struct EstimatorPlan {
   int64_t units = 0;                // M, or M/2 with antithetic pairs
   int64_t samples_per_unit = 1;     // 1 or 2
   int64_t blocks_per_instance = 1;  // work items per instance (depends on the request only)
+  // Units solved together by Oracle::SolveBatch (1: one unit at a time); blocks hold whole
+  // groups of them, except the instance's last.
+  int64_t units_per_group = 1;
+  bool batch_solves = false;  // the oracle has a batched path (and the selector is not used)
   double epsilon = 1.0;
   NoiseDistribution distribution = NoiseDistribution::kNormal;
   Perturbation perturbation = Perturbation::kAdditive;
@@ -109,14 +113,16 @@ class EstimatorScratch {
                                            absl::Span<const double> theta, absl::Span<double> out);
 
  private:
-  // One oracle call, through SolveChecked only for oracles that can fail.
-  absl::StatusOr<int64_t> CallOracle(const Oracle& oracle, int64_t b, int64_t m, SparseVector& y);
-  absl::Status AccumulateSample(const EstimatorPlan& plan, const Oracle& oracle, int64_t b,
-                                const NoiseRow& row, absl::Span<const double> theta,
-                                absl::Span<const double> targets,
-                                absl::Span<const double> cotangent, SparseVector& y,
-                                std::vector<double>& grad, EstimatorSums& sums, double* sample_out,
-                                double* s_out);
+  // One oracle call on slot j's η, through SolveChecked only for oracles that can fail.
+  absl::StatusOr<int64_t> CallOracle(const Oracle& oracle, int64_t b, int64_t m, int j);
+  // Slot j: the noise and η of sample row.sample, and y too when the selector takes it
+  // (returns true then; the oracle is not called).
+  bool PrepareSample(const EstimatorPlan& plan, const NoiseRow& row,
+                     absl::Span<const double> theta, int j);
+  // Adds slot j's sample (y solved) to `sums`.
+  void FinishSample(const EstimatorPlan& plan, int j, absl::Span<const double> targets,
+                    absl::Span<const double> cotangent, EstimatorSums& sums, double* sample_out,
+                    double* s_out);
 
   std::unique_ptr<OracleWorkspace> workspace_;
   std::unique_ptr<NoiseSelector> selector_;  // plan.select_k > 0
@@ -124,9 +130,13 @@ class EstimatorScratch {
   // kMaxSparseTargets of them (else the full pass runs).
   static constexpr size_t kMaxSparseTargets = 64;
   std::vector<int32_t> target_support_;
-  std::vector<double> z_, eta_, w_, pair_y_, pair_grad_;
-  std::vector<double> grad_[2];
-  SparseVector y_[2];
+  // Samples are prepared in groups of plan.units_per_group units before their oracle calls
+  // (solved by one SolveBatch when plan.batch_solves); each sample of a group has a slot.
+  std::vector<double> z_, pair_y_, pair_grad_;
+  std::vector<std::vector<double>> eta_, w_, grad_;  // per slot; w_ multiplicative only,
+                                                     // grad_ Jacobian / VJP only
+  std::vector<SparseVector> y_;
+  std::vector<char> selected_;
 };
 
 // Turns the summed `sums` of instance b into its outputs in `result`.

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/unit/oracles/oracle_test_util.h"
 
@@ -298,6 +299,112 @@ TEST(GridShortestPathOracle, PathIsTheTextbookDijkstrasEvenUnderTies) {
           if (solved.y[i] != 0.0) path.push_back(static_cast<int>(i));
         }
         EXPECT_EQ(path, expected) << rows << "x" << cols << " instance " << instance;
+      }
+    }
+  }
+}
+
+// SolveBatch against Solve, lane by lane: the same y bit for bit, the same clamping, and the
+// lane sweeps (not the fallback) doing the solving wherever the header says they may. Lanes
+// of one batch mix cost kinds, so sweeps and fallbacks meet in one call: ties ({1, 2} and
+// {½, 1} costs make equal distances everywhere, so the (distance, cell) order picks the
+// predecessors), Warcraft-like terrain with noise, zero costs (from {0, 1, 2} and from
+// clamping), costs too small to change a distance (1e-20 next to 1) and too large (1e300).
+TEST(GridShortestPathOracle, SolveBatchIsSolveOnEachThetaAndSweepsWhereItMay) {
+  std::mt19937_64 rng(83);
+  const double terrain[] = {0.8, 1.2, 5.3, 7.7, 9.2};
+  for (auto [rows, cols] :
+       {std::pair{1, 1}, std::pair{1, 2}, std::pair{2, 1}, std::pair{1, 9}, std::pair{12, 12},
+        std::pair{5, 17}, std::pair{30, 30}, std::pair{2, 63}, std::pair{9, 70},
+        std::pair{64, 64}, std::pair{65, 65}}) {
+    for (Connectivity connectivity : kBothConnectivities) {
+      GridShortestPathSpec spec;
+      spec.rows = rows;
+      spec.cols = cols;
+      spec.connectivity = connectivity;
+      const size_t d = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+      auto created = GridShortestPathOracle::Create(spec, static_cast<int64_t>(d),
+                                                    Sense::kMinimize);
+      ASSERT_TRUE(created.ok()) << created.status();
+      const GridShortestPathOracle& oracle = **created;
+      const bool lanes = d <= GridShortestPathOracle::kMaxLaneCells;
+      EXPECT_EQ(oracle.batch_width(), lanes ? 8 : 1);
+      auto batch_ws = oracle.NewWorkspace();
+      auto single_ws = oracle.NewWorkspace();
+      for (int round = 0; round < 8; ++round) {
+        const size_t n = static_cast<size_t>(round) + 1;
+        std::vector<std::vector<double>> theta(n);
+        std::vector<bool> may_sweep(n);
+        std::vector<int> kinds(n);
+        for (size_t j = 0; j < n; ++j) {
+          const int kind = static_cast<int>((static_cast<size_t>(round) * 3 + j) % 8);
+          kinds[j] = kind;
+          std::normal_distribution<double> normal(0.0, 1.0);
+          switch (kind) {
+            case 0:
+              theta[j].resize(d);
+              for (double& t : theta[j]) t = terrain[rng() % 5] + 0.1 * normal(rng);
+              break;
+            case 1: theta[j] = oracle_test::UniformVector(rng, d, 0.5, 1.5); break;
+            case 2: theta[j] = oracle_test::IntegerVector(rng, d, 1, 2); break;
+            case 3:
+              theta[j] = oracle_test::IntegerVector(rng, d, 1, 2);
+              for (double& t : theta[j]) t *= 0.5;
+              break;
+            case 4: theta[j] = oracle_test::IntegerVector(rng, d, 0, 2); break;
+            case 5:
+              theta[j].resize(d);
+              for (double& t : theta[j]) t = 0.5 + normal(rng);  // some clamped to 0
+              break;
+            case 6:
+              theta[j].assign(d, 1.0);
+              theta[j][d - 1] = 1e-20;
+              break;
+            default:
+              theta[j] = oracle_test::UniformVector(rng, d, 0.5, 1.5);
+              theta[j][rng() % d] = 1e300;
+              break;
+          }
+          // The sweeps may take θ_j when every cell but the source adds something to any
+          // distance (these are below 10^4, so any cost above 1e-10 does) and none is huge.
+          bool ok = true;
+          for (size_t i = 1; i < d; ++i) ok &= theta[j][i] > 1e-10 && theta[j][i] <= 1e290;
+          may_sweep[j] = ok && theta[j][0] <= 1e290;
+        }
+        // Solve one by one on copies.
+        std::vector<std::vector<double>> single = theta;
+        int64_t single_clamped = 0;
+        std::vector<SparseVector> single_y(n, SparseVector(static_cast<int64_t>(d)));
+        for (size_t j = 0; j < n; ++j) {
+          single_clamped += oracle.Solve(absl::MakeSpan(single[j]), *single_ws, single_y[j]);
+        }
+        std::vector<absl::Span<double>> spans;
+        std::vector<SparseVector> batch_y(n, SparseVector(static_cast<int64_t>(d)));
+        std::vector<SparseVector*> ys;
+        for (size_t j = 0; j < n; ++j) {
+          spans.push_back(absl::MakeSpan(theta[j]));
+          ys.push_back(&batch_y[j]);
+        }
+        uint32_t swept = 0;
+        const int64_t clamped = oracle.SolveLanes(spans, *batch_ws, ys, &swept);
+        const std::string where = absl::StrCat(rows, "x", cols, " round ", round);
+        EXPECT_EQ(clamped, single_clamped) << where;
+        for (size_t j = 0; j < n; ++j) {
+          EXPECT_EQ(theta[j], single[j]) << where << " lane " << j;
+          EXPECT_EQ(batch_y[j].indices(), single_y[j].indices()) << where << " lane " << j;
+          EXPECT_EQ(batch_y[j].values(), single_y[j].values()) << where << " lane " << j;
+          const bool expect_swept = lanes && n >= 2 && may_sweep[j];
+          EXPECT_EQ((swept >> j & 1u) != 0, expect_swept)
+              << where << " lane " << j << " kind " << kinds[j];
+        }
+        // The same call again on the same workspace: nothing of the first call carries over.
+        std::vector<SparseVector> again(n, SparseVector(static_cast<int64_t>(d)));
+        std::vector<SparseVector*> again_ptrs;
+        for (auto& y : again) again_ptrs.push_back(&y);
+        oracle.SolveBatch(spans, *batch_ws, again_ptrs);
+        for (size_t j = 0; j < n; ++j) {
+          EXPECT_EQ(again[j].indices(), single_y[j].indices()) << where << " lane " << j;
+        }
       }
     }
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "solvers/oracles/oracle_factory.h"
 #include "solvers/perturbed/executor.h"
@@ -619,6 +620,96 @@ TEST_F(PerturbedTest, DijkstraClampsAreCountedAndValueUsesClampedCosts) {
       Run(Request(*oracle, theta, Noise(NoiseDistribution::kNormal, 1e-3, 5)));
   EXPECT_EQ(r.clamped_costs, 20u);
   EXPECT_EQ(r.value[0], 0.0);
+}
+
+// An oracle as `inner` with `width` as its batch width and the default SolveBatch (Solve on
+// each θ): width 1 is the estimator's one-by-one path, width 8 groups samples as `inner` does
+// but solves them one by one.
+class RebatchedOracle : public Oracle {
+ public:
+  RebatchedOracle(const Oracle& inner, int width) : inner_(inner), width_(width) {}
+  absl::string_view name() const override { return inner_.name(); }
+  int64_t dimension() const override { return inner_.dimension(); }
+  Sense sense() const override { return inner_.sense(); }
+  int64_t max_nonzeros() const override { return inner_.max_nonzeros(); }
+  double cost_per_solve() const override { return inner_.cost_per_solve(); }
+  int batch_width() const override { return width_; }
+  std::unique_ptr<OracleWorkspace> NewWorkspace() const override {
+    return inner_.NewWorkspace();
+  }
+  int64_t Solve(absl::Span<double> theta, OracleWorkspace& ws, SparseVector& y) const override {
+    return inner_.Solve(theta, ws, y);
+  }
+
+ private:
+  const Oracle& inner_;
+  int width_;
+};
+
+void ExpectNear(const std::vector<double>& a, const std::vector<double>& b,
+                const std::string& where) {
+  ASSERT_EQ(a.size(), b.size()) << where;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(a[i], b[i], 1e-12 * (1.0 + std::fabs(b[i]))) << where << " [" << i << "]";
+  }
+}
+
+TEST_F(PerturbedTest, BatchedGridSolvesGiveWhatOneByOneSolvesGive) {
+  // Grid shortest path solves samples 8 at a time (Oracle::SolveBatch) in blocks of whole
+  // groups. Against the same grouping with one-by-one solves every output is bit-identical;
+  // against no grouping at all (other blocks, so other summation orders) the per-sample
+  // solutions, the solution and its stderr are, and the rest agree to round-off. M not a
+  // multiple of 8 (a short last group), antithetic pairs (4 pairs a group), clamped costs
+  // (small θ, large ε: some samples leave the lanes).
+  for (Connectivity connectivity : {Connectivity::kFour, Connectivity::kEight}) {
+    auto grid = Make(GridShortestPathSpec{.rows = 5, .cols = 7, .connectivity = connectivity}, 35);
+    ASSERT_EQ(grid->batch_width(), 8);
+    const RebatchedOracle one_by_one(*grid, 1);
+    const RebatchedOracle grouped(*grid, 8);
+    std::vector<double> theta(2 * 35);
+    for (size_t i = 0; i < theta.size(); ++i) theta[i] = 0.3 + std::fabs(std::sin(0.7 * i)) * 2.0;
+    std::vector<double> targets(theta.size(), 0.0), cotangent(theta.size());
+    for (size_t i = 0; i < theta.size(); ++i) cotangent[i] = std::cos(0.3 * i);
+    for (int i = 0; i < 7; ++i) targets[static_cast<size_t>(i) * 6] = 1.0;
+    for (const bool antithetic : {false, true}) {
+      for (const uint32_t m : {13u, 14u, 40u}) {
+        if (antithetic && m % 2 != 0) continue;
+        NoiseOptions noise = Noise(NoiseDistribution::kNormal, 0.4, m, 9);
+        noise.antithetic = antithetic;
+        noise.variance_reduction = VarianceReduction::kLeaveOneOut;
+        auto run = [&](const Oracle& oracle) {
+          PerturbedRequest req = Request(oracle, theta, noise);
+          req.jacobian = true;
+          req.cotangent = cotangent;
+          req.targets = targets;
+          req.solution_stderr = true;
+          req.samples = true;
+          return Run(req);
+        };
+        const PerturbedResult batched = run(*grid);
+        const PerturbedResult same_groups = run(grouped);
+        const PerturbedResult single = run(one_by_one);
+        const std::string where = absl::StrCat("M=", m, " antithetic=", antithetic);
+        EXPECT_GT(batched.clamped_costs, 0u) << where;
+        for (const PerturbedResult* other : {&same_groups, &single}) {
+          EXPECT_EQ(batched.clamped_costs, other->clamped_costs) << where;
+          EXPECT_EQ(batched.samples, other->samples) << where;
+          EXPECT_EQ(batched.solution, other->solution) << where;
+          EXPECT_EQ(batched.solution_stderr, other->solution_stderr) << where;
+        }
+        EXPECT_EQ(batched.value, same_groups.value) << where;
+        EXPECT_EQ(batched.jacobian, same_groups.jacobian) << where;
+        EXPECT_EQ(batched.grad_theta, same_groups.grad_theta) << where;
+        EXPECT_EQ(batched.loss, same_groups.loss) << where;
+        EXPECT_EQ(batched.loss_grad, same_groups.loss_grad) << where;
+        ExpectNear(batched.value, single.value, where + " value");
+        ExpectNear(batched.jacobian, single.jacobian, where + " jacobian");
+        ExpectNear(batched.grad_theta, single.grad_theta, where + " grad_theta");
+        ExpectNear(batched.loss, single.loss, where + " loss");
+        ExpectNear(batched.loss_grad, single.loss_grad, where + " loss_grad");
+      }
+    }
+  }
 }
 
 struct BadRequestCase {
