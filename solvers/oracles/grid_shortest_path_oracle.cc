@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -107,32 +108,34 @@ __attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVe
                                                      int32_t W, int32_t lines, int32_t len,
                                                      int32_t first, int32_t line_step,
                                                      LaneBits& changed, LaneBits& strict) {
-  const int32_t source = W + 1;
-  const int32_t step = kDr * W + kDc;
+  const LaneVec* const source = dist + W + 1;
+  const ptrdiff_t step = kDr * static_cast<ptrdiff_t>(W) + kDc;
+  const ptrdiff_t to_cost = cost - dist;
   // The neighbours other than the one behind (v − step), as padded offsets.
   constexpr int kOthers = kFour ? 3 : 7;
-  int32_t others[kOthers];
+  ptrdiff_t others[kOthers];
   int n = 0;
   for (int dr = -1; dr <= 1; ++dr) {
     for (int dc = -1; dc <= 1; ++dc) {
       if ((dr == 0 && dc == 0) || (kFour && dr != 0 && dc != 0) || (dr == -kDr && dc == -kDc)) {
         continue;
       }
-      others[n++] = dr * W + dc;
+      others[n++] = dr * static_cast<ptrdiff_t>(W) + dc;
     }
   }
   for (int32_t i = 0; i < lines; ++i) {
-    const int32_t start = first + i * line_step;
+    LaneVec* const start = dist + first + static_cast<ptrdiff_t>(i) * line_step;
     LaneBits line_changed = {};
-    LaneVec prev = dist[start - step];  // the border
-    for (int32_t k = 0, v = start; k < len; ++k, v += step) {
+    LaneVec prev = start[-step];  // the border
+    LaneVec* v = start;
+    for (int32_t k = 0; k < len; ++k, v += step) {
       if (v == source) {
-        prev = dist[v];
+        prev = *v;
         continue;
       }
       LaneVec o[kOthers];
 #pragma GCC unroll 8
-      for (int j = 0; j < kOthers; ++j) o[j] = dist[v + others[j]];
+      for (int j = 0; j < kOthers; ++j) o[j] = v[others[j]];
       // A balanced tree over the others; the cell behind comes last.
       LaneVec m;
       if (kFour) {
@@ -147,10 +150,10 @@ __attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVe
         m = ab < c6 ? ab : c6;
       }
       m = prev < m ? prev : m;
-      const LaneVec next = cost[v] + m;
-      line_changed |= next != dist[v];
+      const LaneVec next = v[to_cost] + m;
+      line_changed |= next != *v;
       strict &= next > m;
-      dist[v] = next;
+      *v = next;
       prev = next;
     }
     changed |= line_changed;
@@ -159,13 +162,15 @@ __attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVe
     bool any = false;
     for (int l = 0; l < 8; ++l) any |= line_changed[l] != 0;
     if (!any) continue;
-    prev = dist[start + (len - 1) * step];
-    for (int32_t k = 1, v = start + (len - 2) * step; k < len; ++k, v -= step) {
-      LaneVec cur = dist[v];
+    v -= step;  // the far end
+    prev = *v;
+    for (int32_t k = 1; k < len; ++k) {
+      v -= step;
+      LaneVec cur = *v;
       if (v != source) {
-        const LaneVec via = cost[v] + prev;
+        const LaneVec via = v[to_cost] + prev;
         cur = via < cur ? via : cur;
-        dist[v] = cur;
+        *v = cur;
       }
       prev = cur;
     }
@@ -279,7 +284,8 @@ struct GridWorkspace final : OracleWorkspace {
         heap(rows * cols),
         path(static_cast<size_t>(rows) * static_cast<size_t>(cols)),
         lane_cost(lanes ? Padded(rows, cols) : 0),
-        lane_dist(lanes ? Padded(rows, cols) : 0) {
+        lane_dist(lanes ? Padded(rows, cols) : 0),
+        lane_path(lanes ? 8 * static_cast<size_t>(rows) * static_cast<size_t>(cols) : 0) {
     for (size_t v = 0; v < Padded(rows, cols); ++v) {
       const size_t r = v / static_cast<size_t>(width);
       const size_t c = v % static_cast<size_t>(width);
@@ -316,13 +322,14 @@ struct GridWorkspace final : OracleWorkspace {
   // SolveBatch: θ and D of eight solves, lane l of padded cell v (empty above kMaxLaneCells).
   std::vector<LaneCell> lane_cost;
   std::vector<LaneCell> lane_dist;
+  std::vector<int32_t> lane_path;  // lane l's path cells at l·d
 };
 
 // The first k < N (offsets in increasing cell order) whose neighbour v + offsets[k] has the
 // least D in lane j: the minimum first, then the equal ones as a bit mask — independent
 // operations rather than a chain of compares.
 template <int N>
-int LeastNeighbour(const LaneCell* dist, int32_t v, const int32_t* offsets, size_t j) {
+int LeastNeighbour(const LaneCell* dist, int32_t v, const int32_t* offsets, int j) {
   double du[N];
 #pragma GCC unroll 8
   for (int k = 0; k < N; ++k) du[k] = dist[v + offsets[k]].lane[j];
@@ -503,6 +510,33 @@ int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> 
   const int32_t* offsets = is_four ? four : eight;
   const int32_t* step_dr = is_four ? four_dr : eight_dr;
   const int32_t* step_dc = is_four ? four_dc : eight_dc;
+  // From the target back along the least (D, cell) neighbours; D falls strictly at each
+  // step, so each walk reaches the source within d cells. The lanes walk in turn, a step
+  // each, so that their chains of dependent loads overlap.
+  int32_t at[8], row[8], col[8], length[8];
+  for (int l = 0; l < 8; ++l) {
+    at[l] = target;
+    row[l] = rows_ - 1;
+    col[l] = cols_ - 1;
+    length[l] = 0;
+  }
+  for (uint32_t walking = lanes; walking != 0;) {
+    for (uint32_t bits = walking; bits != 0; bits &= bits - 1) {
+      const int l = __builtin_ctz(bits);
+      ws.lane_path[static_cast<size_t>(l) * d + static_cast<size_t>(length[l]++)] =
+          row[l] * cols_ + col[l];
+      if (at[l] == source) {
+        walking &= ~(1u << l);
+        continue;
+      }
+      const int best = is_four ? LeastNeighbour<4>(ws.lane_dist.data(), at[l], offsets, l)
+                               : LeastNeighbour<8>(ws.lane_dist.data(), at[l], offsets, l);
+      at[l] += offsets[best];
+      row[l] += step_dr[best];
+      col[l] += step_dc[best];
+      assert(static_cast<size_t>(length[l]) < d);
+    }
+  }
   for (size_t j = 0; j < n; ++j) {
     SparseVector& y = *ys[j];
     if (!(lanes >> j & 1u)) {
@@ -510,22 +544,9 @@ int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> 
       continue;
     }
     y.Clear();
-    // From the target back along the least (D, cell) neighbours; D falls strictly at each
-    // step, so the walk reaches the source within d cells.
-    int32_t length = 0;
-    int32_t r = rows_ - 1;
-    int32_t c = cols_ - 1;
-    for (int32_t v = target;;) {
-      ws.path[static_cast<size_t>(length++)] = r * cols_ + c;
-      if (v == source) break;
-      const int best = is_four ? LeastNeighbour<4>(ws.lane_dist.data(), v, offsets, j)
-                               : LeastNeighbour<8>(ws.lane_dist.data(), v, offsets, j);
-      v += offsets[best];
-      r += step_dr[best];
-      c += step_dc[best];
-      assert(static_cast<size_t>(length) < d);
-    }
-    EmitPath(ws, length, y);
+    int32_t* path = ws.lane_path.data() + j * d;
+    std::sort(path, path + length[j]);
+    for (int32_t k = 0; k < length[j]; ++k) y.Push(path[k], 1.0);
   }
   return clamped;
 }
