@@ -270,7 +270,10 @@ std::vector<std::vector<double>> CostPool(const Case& c) {
   return pool;
 }
 
-void BM_Solve(benchmark::State& state, const Case& c) {
+// One Solve per iteration, or with `batched` (oracles with a batched path) one SolveBatch on
+// batch_width() cost vectors; `per_solve` is then the time per solve, to compare with the
+// unbatched time.
+void BM_Solve(benchmark::State& state, const Case& c, bool batched) {
   auto made = MakeOracle(c.spec, c.d, c.sense);
   if (!made.ok()) {
     state.SkipWithError(made.status().ToString().c_str());
@@ -278,39 +281,8 @@ void BM_Solve(benchmark::State& state, const Case& c) {
   }
   const Oracle& oracle = **made;
   const std::vector<std::vector<double>> pool = CostPool(c);
-  const int kPool = static_cast<int>(pool.size());
-  std::vector<double> scratch(pool[0].size());
-  auto workspace = oracle.NewWorkspace();
-  SparseVector y(oracle.dimension());
-  int k = 0;
-  int64_t failures = 0;
-  for (auto _ : state) {
-    const std::vector<double>& eta = pool[k];
-    k = (k + 1) % kPool;
-    std::copy(eta.begin(), eta.end(), scratch.begin());  // Dijkstra oracles clamp in place
-    if (c.cold) workspace->Reset();
-    const absl::StatusOr<int64_t> solved =
-        oracle.SolveChecked(absl::MakeSpan(scratch), *workspace, y);
-    if (!solved.ok()) ++failures;
-    benchmark::DoNotOptimize(y.size());
-  }
-  if (failures > 0) state.SkipWithError("a solve failed");
-  state.counters["d"] = static_cast<double>(c.d);
-  state.counters["cost_units/s"] =
-      benchmark::Counter(oracle.cost_per_solve(), benchmark::Counter::kIsIterationInvariantRate);
-}
-
-// Oracle::SolveBatch on batch_width() cost vectors per iteration (oracles with a batched
-// path); `per_solve` is the time per solve, to compare with BM_Solve's time.
-void BM_SolveBatch(benchmark::State& state, const Case& c) {
-  auto made = MakeOracle(c.spec, c.d, c.sense);
-  if (!made.ok()) {
-    state.SkipWithError(made.status().ToString().c_str());
-    return;
-  }
-  const Oracle& oracle = **made;
-  const std::vector<std::vector<double>> pool = CostPool(c);
-  const size_t width = static_cast<size_t>(oracle.batch_width());
+  const size_t width = batched ? static_cast<size_t>(oracle.batch_width()) : 1;
+  // Dijkstra oracles clamp in place: each solve gets a fresh copy.
   std::vector<std::vector<double>> scratch(width, pool[0]);
   std::vector<absl::Span<double>> thetas;
   std::vector<SparseVector> ys(width, SparseVector(oracle.dimension()));
@@ -321,26 +293,41 @@ void BM_SolveBatch(benchmark::State& state, const Case& c) {
   }
   auto workspace = oracle.NewWorkspace();
   size_t k = 0;
+  int64_t failures = 0;
   for (auto _ : state) {
     for (size_t j = 0; j < width; ++j) {
       std::copy(pool[k].begin(), pool[k].end(), scratch[j].begin());
       k = (k + 1) % pool.size();
     }
-    oracle.SolveBatch(thetas, *workspace, y_ptrs);
+    if (c.cold) workspace->Reset();
+    if (batched) {
+      oracle.SolveBatch(thetas, *workspace, y_ptrs);
+    } else {
+      const absl::StatusOr<int64_t> solved = oracle.SolveChecked(thetas[0], *workspace, ys[0]);
+      if (!solved.ok()) ++failures;
+    }
     benchmark::DoNotOptimize(ys[0].size());
   }
-  state.counters["per_solve"] = benchmark::Counter(
-      static_cast<double>(width),
-      benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  if (failures > 0) state.SkipWithError("a solve failed");
+  state.counters["d"] = static_cast<double>(c.d);
+  if (batched) {
+    state.counters["per_solve"] = benchmark::Counter(
+        static_cast<double>(width),
+        benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  } else {
+    state.counters["cost_units/s"] =
+        benchmark::Counter(oracle.cost_per_solve(), benchmark::Counter::kIsIterationInvariantRate);
+  }
 }
 
 const bool kRegistered = [] {
   static const auto* cases = new std::vector<Case>(Cases());
   for (const Case& c : *cases) {
-    benchmark::RegisterBenchmark(c.name.c_str(), BM_Solve, c)->Unit(benchmark::kNanosecond);
+    benchmark::RegisterBenchmark(c.name.c_str(), BM_Solve, c, false)
+        ->Unit(benchmark::kNanosecond);
     auto made = MakeOracle(c.spec, c.d, c.sense);
     if (made.ok() && (*made)->batch_width() > 1) {
-      benchmark::RegisterBenchmark((c.name + "/batch").c_str(), BM_SolveBatch, c)
+      benchmark::RegisterBenchmark((c.name + "/batch").c_str(), BM_Solve, c, true)
           ->Unit(benchmark::kNanosecond);
     }
   }
