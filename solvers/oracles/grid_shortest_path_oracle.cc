@@ -185,10 +185,9 @@ __attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVe
 // fixed point is not above its least neighbour. Returns the passes run.
 PERTURBD_ORACLE_VECTOR_CLONES
 int32_t SweepLanes(const LaneCell* cost_cells, LaneCell* dist_cells, int32_t rows, int32_t cols,
-                   bool four, int32_t max_passes, uint32_t* unsettled, uint32_t* not_strict) {
+                   int32_t W, bool four, int32_t max_passes, uint32_t* unsettled, uint32_t* not_strict) {
   const LaneVec* cost = reinterpret_cast<const LaneVec*>(cost_cells);
   LaneVec* dist = reinterpret_cast<LaneVec*>(dist_cells);
-  const int32_t W = cols + 2;
   const int32_t last = rows * W + cols;  // padded (rows − 1, cols − 1)
   LaneBits changed = {};
   LaneBits strict = {};
@@ -229,10 +228,10 @@ int32_t SweepLanes(const LaneCell* cost_cells, LaneCell* dist_cells, int32_t row
 }
 
 
-// Lane l of padded cell (r + 1)·(cols + 2) + c + 1 = lane_theta[l][r·cols + c].
+// Lane l of padded cell (r + 1)·W + c + 1 = lane_theta[l][r·cols + c].
 PERTURBD_ORACLE_VECTOR_CLONES
-void ToLanes(const double* const* lane_theta, int32_t rows, int32_t cols, LaneCell* out) {
-  const int32_t W = cols + 2;
+void ToLanes(const double* const* lane_theta, int32_t rows, int32_t cols, int32_t W,
+             LaneCell* out) {
   for (int32_t r = 0; r < rows; ++r) {
     LaneCell* row = out + (r + 1) * W + 1;
     const size_t at = static_cast<size_t>(r) * static_cast<size_t>(cols);
@@ -283,8 +282,9 @@ struct GridWorkspace final : OracleWorkspace {
         reached_bits(border_bits.size()),
         heap(rows * cols),
         path(static_cast<size_t>(rows) * static_cast<size_t>(cols)),
-        lane_cost(lanes ? Padded(rows, cols) : 0),
-        lane_dist(lanes ? Padded(rows, cols) : 0),
+        lane_width(LaneWidth(cols)),
+        lane_cost(lanes ? static_cast<size_t>(rows + 2) * static_cast<size_t>(lane_width) : 0),
+        lane_dist(lane_cost.size()),
         lane_path(lanes ? 8 * static_cast<size_t>(rows) * static_cast<size_t>(cols) : 0) {
     for (size_t v = 0; v < Padded(rows, cols); ++v) {
       const size_t r = v / static_cast<size_t>(width);
@@ -320,6 +320,10 @@ struct GridWorkspace final : OracleWorkspace {
   CellHeap heap;
   std::vector<int32_t> path;  // cells of the result, sorted before output
   // SolveBatch: θ and D of eight solves, lane l of padded cell v (empty above kMaxLaneCells).
+  // Rows of lane_width cells: cols + 2 rounded up to odd, so that a column walk's stride
+  // (a multiple of 64 bytes) does not map every cell to the same few cache sets.
+  static int32_t LaneWidth(int32_t cols) { return (cols + 2) | 1; }
+  int32_t lane_width;
   std::vector<LaneCell> lane_cost;
   std::vector<LaneCell> lane_dist;
   std::vector<int32_t> lane_path;  // lane l's path cells at l·d
@@ -477,7 +481,7 @@ int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> 
     clamped += ClampForLanes(thetas[j].data(), d, &unbounded);
     lanes |= static_cast<uint32_t>(unbounded == 0) << j;
   }
-  const int32_t W = ws.width;
+  const int32_t W = ws.lane_width;
   const int32_t source = W + 1;
   const int32_t target = rows_ * W + cols_;
   if (lanes != 0) {
@@ -487,13 +491,13 @@ int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> 
     for (size_t l = 0; l < 8; ++l) {
       lane_theta[l] = thetas[l < n && (lanes >> l & 1u) ? l : spare].data();
     }
-    ToLanes(lane_theta, rows_, cols_, ws.lane_cost.data());
+    ToLanes(lane_theta, rows_, cols_, W, ws.lane_cost.data());
     constexpr double kInf = std::numeric_limits<double>::infinity();
     for (LaneCell& cell : ws.lane_dist) std::fill(cell.lane, cell.lane + 8, kInf);
     ws.lane_dist[static_cast<size_t>(source)] = ws.lane_cost[static_cast<size_t>(source)];
     uint32_t unsettled = 0;
     uint32_t not_strict = 0;
-    SweepLanes(ws.lane_cost.data(), ws.lane_dist.data(), rows_, cols_,
+    SweepLanes(ws.lane_cost.data(), ws.lane_dist.data(), rows_, cols_, W,
                connectivity_ == Connectivity::kFour, kMaxLanePasses, &unsettled, &not_strict);
     lanes &= ~(unsettled | not_strict);
   }
