@@ -286,12 +286,12 @@ struct GridWorkspace final : OracleWorkspace {
         lane_cost(lanes ? static_cast<size_t>(rows + 2) * static_cast<size_t>(lane_width) : 0),
         lane_dist(lane_cost.size()),
         lane_path(lanes ? 8 * static_cast<size_t>(rows) * static_cast<size_t>(cols) : 0) {
-    for (size_t v = 0; v < Padded(rows, cols); ++v) {
-      const size_t r = v / static_cast<size_t>(width);
-      const size_t c = v % static_cast<size_t>(width);
-      const bool border = r == 0 || r == static_cast<size_t>(rows) + 1 || c == 0 ||
-                          c == static_cast<size_t>(cols) + 1;
-      if (border) border_bits[v / 8] |= static_cast<uint8_t>(1u << (v % 8));
+    size_t v = 0;
+    for (int32_t r = 0; r < rows + 2; ++r) {
+      for (int32_t c = 0; c < width; ++c, ++v) {
+        const bool border = r == 0 || r == rows + 1 || c == 0 || c == cols + 1;
+        if (border) border_bits[v / 8] |= static_cast<uint8_t>(1u << (v % 8));
+      }
     }
   }
   static size_t Padded(int32_t rows, int32_t cols) {
