@@ -323,8 +323,7 @@ void BM_Solve(benchmark::State& state, const Case& c, bool batched) {
 const bool kRegistered = [] {
   static const auto* cases = new std::vector<Case>(Cases());
   for (const Case& c : *cases) {
-    benchmark::RegisterBenchmark(c.name.c_str(), BM_Solve, c, false)
-        ->Unit(benchmark::kNanosecond);
+    benchmark::RegisterBenchmark(c.name.c_str(), BM_Solve, c, false)->Unit(benchmark::kNanosecond);
     auto made = MakeOracle(c.spec, c.d, c.sense);
     if (made.ok() && (*made)->batch_width() > 1) {
       benchmark::RegisterBenchmark((c.name + "/batch").c_str(), BM_Solve, c, true)

@@ -15,7 +15,6 @@
 namespace perturbd {
 namespace {
 
-
 // A 4-ary min-heap of cells ordered by (distance, cell) — a strict total order on distinct
 // cells, so the pop sequence is that of any exact priority queue (the binary heap this
 // replaced included) — on storage reserved once. Four children per node halve the depth and
@@ -104,10 +103,10 @@ static_assert(sizeof(LaneCell) == sizeof(LaneVec), "one LaneVec per padded cell"
 // `changed` the lanes whose D moved in the full updates and clears in `strict` those with a
 // cell not above its least neighbour.
 template <bool kFour, int kDr, int kDc>
-__attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVec* dist,
-                                                     int32_t W, int32_t lines, int32_t len,
-                                                     int32_t first, int32_t line_step,
-                                                     LaneBits& changed, LaneBits& strict) {
+__attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVec* dist, int32_t W,
+                                                     int32_t lines, int32_t len, int32_t first,
+                                                     int32_t line_step, LaneBits& changed,
+                                                     LaneBits& strict) {
   const LaneVec* const source = dist + W + 1;
   const ptrdiff_t step = kDr * static_cast<ptrdiff_t>(W) + kDc;
   const ptrdiff_t to_cost = cost - dist;
@@ -185,7 +184,8 @@ __attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVe
 // fixed point is not above its least neighbour. Returns the passes run.
 PERTURBD_ORACLE_VECTOR_CLONES
 int32_t SweepLanes(const LaneCell* cost_cells, LaneCell* dist_cells, int32_t rows, int32_t cols,
-                   int32_t W, bool four, int32_t max_passes, uint32_t* unsettled, uint32_t* not_strict) {
+                   int32_t W, bool four, int32_t max_passes, uint32_t* unsettled,
+                   uint32_t* not_strict) {
   const LaneVec* cost = reinterpret_cast<const LaneVec*>(cost_cells);
   LaneVec* dist = reinterpret_cast<LaneVec*>(dist_cells);
   const int32_t last = rows * W + cols;  // padded (rows − 1, cols − 1)
@@ -204,14 +204,30 @@ int32_t SweepLanes(const LaneCell* cost_cells, LaneCell* dist_cells, int32_t row
     const int32_t line_step = sign * (by_rows ? W : 1);
     // The step along a line: right, down, left, up.
     switch ((pass % 4) * 2 + (four ? 1 : 0)) {
-      case 0: SweepPass<false, 0, 1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
-      case 1: SweepPass<true, 0, 1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
-      case 2: SweepPass<false, 1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
-      case 3: SweepPass<true, 1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
-      case 4: SweepPass<false, 0, -1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
-      case 5: SweepPass<true, 0, -1>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
-      case 6: SweepPass<false, -1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
-      default: SweepPass<true, -1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict); break;
+      case 0:
+        SweepPass<false, 0, 1>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
+      case 1:
+        SweepPass<true, 0, 1>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
+      case 2:
+        SweepPass<false, 1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
+      case 3:
+        SweepPass<true, 1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
+      case 4:
+        SweepPass<false, 0, -1>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
+      case 5:
+        SweepPass<true, 0, -1>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
+      case 6:
+        SweepPass<false, -1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
+      default:
+        SweepPass<true, -1, 0>(cost, dist, W, lines, len, first, line_step, changed, strict);
+        break;
     }
     ++pass;
     bool any = false;
@@ -226,7 +242,6 @@ int32_t SweepLanes(const LaneCell* cost_cells, LaneCell* dist_cells, int32_t row
   }
   return pass;
 }
-
 
 // Lane l of padded cell (r + 1)·W + c + 1 = lane_theta[l][r·cols + c].
 PERTURBD_ORACLE_VECTOR_CLONES

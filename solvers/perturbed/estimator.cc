@@ -266,8 +266,8 @@ bool EstimatorScratch::PrepareSample(const EstimatorPlan& plan, const NoiseRow& 
   if (select) {
     // The same y (and η where y or the targets are non-zero) without most of the noise
     // transforms.
-    selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense,
-                      y_[slot], eta_[slot].data(), target_support_);
+    selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense, y_[slot],
+                      eta_[slot].data(), target_support_);
     return true;
   }
   FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad_[slot]));
@@ -366,9 +366,9 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
       }
     }
     if (to_solve > 0) {
-      sums.clamped += static_cast<uint64_t>(
-          oracle.SolveBatch(absl::MakeConstSpan(batch_eta, static_cast<size_t>(to_solve)),
-                            *workspace_, absl::MakeConstSpan(batch_y, static_cast<size_t>(to_solve))));
+      sums.clamped += static_cast<uint64_t>(oracle.SolveBatch(
+          absl::MakeConstSpan(batch_eta, static_cast<size_t>(to_solve)), *workspace_,
+          absl::MakeConstSpan(batch_y, static_cast<size_t>(to_solve))));
     }
 
     for (int64_t u = u0; u < u1; ++u) {
@@ -387,7 +387,8 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
       const SparseVector* pair[2] = {&y_[static_cast<size_t>(j0)],
                                      &y_[static_cast<size_t>(j0 + 1)]};
       for (int p = 0; p < 2; ++p) {
-        for (size_t k = 0; k < pair[p]->size(); ++k) pair_y_[pair[p]->index(k)] += pair[p]->value(k);
+        for (size_t k = 0; k < pair[p]->size(); ++k)
+          pair_y_[pair[p]->index(k)] += pair[p]->value(k);
       }
       const bool pair_grad = loo && (plan.jacobian || plan.vjp);
       if (pair_grad) {

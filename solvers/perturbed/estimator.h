@@ -117,8 +117,8 @@ class EstimatorScratch {
   absl::StatusOr<int64_t> CallOracle(const Oracle& oracle, int64_t b, int64_t m, int j);
   // Slot j: the noise and η of sample row.sample, and y too when the selector takes it
   // (returns true then; the oracle is not called).
-  bool PrepareSample(const EstimatorPlan& plan, const NoiseRow& row,
-                     absl::Span<const double> theta, int j);
+  bool PrepareSample(const EstimatorPlan& plan, const NoiseRow& row, absl::Span<const double> theta,
+                     int j);
   // Adds slot j's sample (y solved) to `sums`.
   void FinishSample(const EstimatorPlan& plan, int j, absl::Span<const double> targets,
                     absl::Span<const double> cotangent, EstimatorSums& sums, double* sample_out,

@@ -1,7 +1,7 @@
 // PERTURBD_ORACLE_VECTOR_CLONES: x86-64 builds compile the marked hot loops three times
 // (AVX-512, AVX2, baseline) and pick one at load time. The oracles' results do not depend on
-// the clone (comparisons and counts only, no floating-point arithmetic that could round
-// differently).
+// the clone: comparisons and counts, and element-wise additions (grid_shortest_path's lanes),
+// which IEEE rounds the same at any vector width; nothing that could round differently.
 #ifndef PERTURBD_SOLVERS_ORACLES_INTERNAL_VECTOR_CLONES_H_
 #define PERTURBD_SOLVERS_ORACLES_INTERNAL_VECTOR_CLONES_H_
 

@@ -315,16 +315,16 @@ TEST(GridShortestPathOracle, SolveBatchIsSolveOnEachThetaAndSweepsWhereItMay) {
   const double terrain[] = {0.8, 1.2, 5.3, 7.7, 9.2};
   for (auto [rows, cols] :
        {std::pair{1, 1}, std::pair{1, 2}, std::pair{2, 1}, std::pair{1, 9}, std::pair{12, 12},
-        std::pair{5, 17}, std::pair{30, 30}, std::pair{2, 63}, std::pair{9, 70},
-        std::pair{64, 64}, std::pair{65, 65}}) {
+        std::pair{5, 17}, std::pair{30, 30}, std::pair{2, 63}, std::pair{9, 70}, std::pair{64, 64},
+        std::pair{65, 65}}) {
     for (Connectivity connectivity : kBothConnectivities) {
       GridShortestPathSpec spec;
       spec.rows = rows;
       spec.cols = cols;
       spec.connectivity = connectivity;
       const size_t d = static_cast<size_t>(rows) * static_cast<size_t>(cols);
-      auto created = GridShortestPathOracle::Create(spec, static_cast<int64_t>(d),
-                                                    Sense::kMinimize);
+      auto created =
+          GridShortestPathOracle::Create(spec, static_cast<int64_t>(d), Sense::kMinimize);
       ASSERT_TRUE(created.ok()) << created.status();
       const GridShortestPathOracle& oracle = **created;
       const bool lanes = d <= GridShortestPathOracle::kMaxLaneCells;
@@ -345,13 +345,19 @@ TEST(GridShortestPathOracle, SolveBatchIsSolveOnEachThetaAndSweepsWhereItMay) {
               theta[j].resize(d);
               for (double& t : theta[j]) t = terrain[rng() % 5] + 0.1 * normal(rng);
               break;
-            case 1: theta[j] = oracle_test::UniformVector(rng, d, 0.5, 1.5); break;
-            case 2: theta[j] = oracle_test::IntegerVector(rng, d, 1, 2); break;
+            case 1:
+              theta[j] = oracle_test::UniformVector(rng, d, 0.5, 1.5);
+              break;
+            case 2:
+              theta[j] = oracle_test::IntegerVector(rng, d, 1, 2);
+              break;
             case 3:
               theta[j] = oracle_test::IntegerVector(rng, d, 1, 2);
               for (double& t : theta[j]) t *= 0.5;
               break;
-            case 4: theta[j] = oracle_test::IntegerVector(rng, d, 0, 2); break;
+            case 4:
+              theta[j] = oracle_test::IntegerVector(rng, d, 0, 2);
+              break;
             case 5:
               theta[j].resize(d);
               for (double& t : theta[j]) t = 0.5 + normal(rng);  // some clamped to 0

@@ -634,9 +634,7 @@ class RebatchedOracle : public Oracle {
   int64_t max_nonzeros() const override { return inner_.max_nonzeros(); }
   double cost_per_solve() const override { return inner_.cost_per_solve(); }
   int batch_width() const override { return width_; }
-  std::unique_ptr<OracleWorkspace> NewWorkspace() const override {
-    return inner_.NewWorkspace();
-  }
+  std::unique_ptr<OracleWorkspace> NewWorkspace() const override { return inner_.NewWorkspace(); }
   int64_t Solve(absl::Span<double> theta, OracleWorkspace& ws, SparseVector& y) const override {
     return inner_.Solve(theta, ws, y);
   }
