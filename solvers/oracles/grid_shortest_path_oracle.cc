@@ -85,6 +85,26 @@ class CellHeap {
   size_t size_ = 0;
 };
 
+// A cell's neighbours on a padded grid `width` cells wide, in increasing cell order (the order
+// ties are broken in): padded offset, row step and column step of each.
+struct Neighbours {
+  Neighbours(int32_t width, bool four) {
+    for (int32_t dr = -1; dr <= 1; ++dr) {
+      for (int32_t dc = -1; dc <= 1; ++dc) {
+        if ((dr == 0 && dc == 0) || (four && dr != 0 && dc != 0)) continue;
+        offset[count] = dr * width + dc;
+        row_step[count] = dr;
+        col_step[count] = dc;
+        ++count;
+      }
+    }
+  }
+  int32_t offset[8];
+  int32_t row_step[8];
+  int32_t col_step[8];
+  int count = 0;
+};
+
 // Eight lanes of doubles (one θ per lane) in GCC's vector extension: one AVX-512 register, two
 // AVX2 or four SSE2 ones in the clones below.
 using LaneVec = double __attribute__((vector_size(64)));
@@ -112,15 +132,10 @@ __attribute__((always_inline)) inline void SweepPass(const LaneVec* cost, LaneVe
   const ptrdiff_t to_cost = cost - dist;
   // The neighbours other than the one behind (v − step), as padded offsets.
   constexpr int kOthers = kFour ? 3 : 7;
+  const Neighbours all(W, kFour);
   ptrdiff_t others[kOthers];
-  int n = 0;
-  for (int dr = -1; dr <= 1; ++dr) {
-    for (int dc = -1; dc <= 1; ++dc) {
-      if ((dr == 0 && dc == 0) || (kFour && dr != 0 && dc != 0) || (dr == -kDr && dc == -kDc)) {
-        continue;
-      }
-      others[n++] = dr * static_cast<ptrdiff_t>(W) + dc;
-    }
+  for (int k = 0, n = 0; k < all.count; ++k) {
+    if (all.row_step[k] != -kDr || all.col_step[k] != -kDc) others[n++] = all.offset[k];
   }
   for (int32_t i = 0; i < lines; ++i) {
     LaneVec* const start = dist + first + static_cast<ptrdiff_t>(i) * line_step;
@@ -361,10 +376,10 @@ int LeastNeighbour(const LaneCell* dist, int32_t v, const int32_t* offsets, int 
   return __builtin_ctz(equal);
 }
 
-// y = the first `length` cells of ws.path, in increasing order.
-void EmitPath(GridWorkspace& ws, int32_t length, SparseVector& y) {
-  std::sort(ws.path.begin(), ws.path.begin() + length);
-  for (int32_t j = 0; j < length; ++j) y.Push(ws.path[static_cast<size_t>(j)], 1.0);
+// y = the `length` cells at `path`, sorted in place into increasing order.
+void EmitPath(int32_t* path, int32_t length, SparseVector& y) {
+  std::sort(path, path + length);
+  for (int32_t j = 0; j < length; ++j) y.Push(path[j], 1.0);
 }
 
 }  // namespace
@@ -416,12 +431,10 @@ int64_t GridShortestPathOracle::Solve(absl::Span<double> theta, OracleWorkspace&
       padded[c] = row[c];
     }
   }
-  // Neighbour offsets in the padded grid, in increasing cell order.
-  const int32_t eight[] = {-W - 1, -W, -W + 1, -1, 1, W - 1, W, W + 1};
-  const int32_t four[] = {-W, -1, 1, W};
   const bool is_four = connectivity_ == Connectivity::kFour;
-  const int32_t* offsets = is_four ? four : eight;
-  const int num_offsets = is_four ? 4 : 8;
+  const Neighbours neighbours(W, is_four);
+  const int32_t* offsets = neighbours.offset;
+  const int num_offsets = neighbours.count;
   const int32_t source = W + 1;
   const int32_t target = rows_ * W + cols_;  // padded (rows − 1, cols − 1)
 
@@ -470,7 +483,7 @@ int64_t GridShortestPathOracle::Solve(absl::Span<double> theta, OracleWorkspace&
   for (int32_t v = target; v >= 0; v = pred[v]) {
     ws.path[static_cast<size_t>(length++)] = (v / W - 1) * cols_ + (v % W - 1);
   }
-  EmitPath(ws, length, y);
+  EmitPath(ws.path.data(), length, y);
   return clamped;
 }
 
@@ -518,17 +531,9 @@ int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> 
   }
   if (swept != nullptr) *swept = lanes;
 
-  // Neighbour offsets in increasing cell order, as padded index, row and column steps.
-  const int32_t eight[] = {-W - 1, -W, -W + 1, -1, 1, W - 1, W, W + 1};
-  const int32_t eight_dr[] = {-1, -1, -1, 0, 0, 1, 1, 1};
-  const int32_t eight_dc[] = {-1, 0, 1, -1, 1, -1, 0, 1};
-  const int32_t four[] = {-W, -1, 1, W};
-  const int32_t four_dr[] = {-1, 0, 0, 1};
-  const int32_t four_dc[] = {0, -1, 1, 0};
   const bool is_four = connectivity_ == Connectivity::kFour;
-  const int32_t* offsets = is_four ? four : eight;
-  const int32_t* step_dr = is_four ? four_dr : eight_dr;
-  const int32_t* step_dc = is_four ? four_dc : eight_dc;
+  const Neighbours neighbours(W, is_four);
+  const int32_t* offsets = neighbours.offset;
   // From the target back along the least (D, cell) neighbours; D falls strictly at each
   // step, so each walk reaches the source within d cells. The lanes walk in turn, a step
   // each, so that their chains of dependent loads overlap.
@@ -551,8 +556,8 @@ int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> 
       const int best = is_four ? LeastNeighbour<4>(ws.lane_dist.data(), at[l], offsets, l)
                                : LeastNeighbour<8>(ws.lane_dist.data(), at[l], offsets, l);
       at[l] += offsets[best];
-      row[l] += step_dr[best];
-      col[l] += step_dc[best];
+      row[l] += neighbours.row_step[best];
+      col[l] += neighbours.col_step[best];
       assert(static_cast<size_t>(length[l]) < d);
     }
   }
@@ -563,9 +568,7 @@ int64_t GridShortestPathOracle::SolveLanes(absl::Span<const absl::Span<double>> 
       continue;
     }
     y.Clear();
-    int32_t* path = ws.lane_path.data() + j * d;
-    std::sort(path, path + length[j]);
-    for (int32_t k = 0; k < length[j]; ++k) y.Push(path[k], 1.0);
+    EmitPath(ws.lane_path.data() + j * d, length[j], y);
   }
   return clamped;
 }
