@@ -322,6 +322,38 @@ void EstimatorScratch::FinishSample(const EstimatorPlan& plan, int j,
   if (sample_out != nullptr) y.ToDense(absl::MakeSpan(sample_out, d));
 }
 
+void EstimatorScratch::AccumulatePair(const EstimatorPlan& plan, int j0, double pair_s,
+                                      EstimatorSums& sums) {
+  // Pair-level sums: s_p = y_{2k} + y_{2k+1} (dense scratch, touched entries only),
+  // g_p = ∇ν(Z_{2k}) + ∇ν(Z_{2k+1}).
+  const size_t d = static_cast<size_t>(plan.dimension);
+  const SparseVector* pair[2] = {&y_[static_cast<size_t>(j0)], &y_[static_cast<size_t>(j0 + 1)]};
+  for (const SparseVector* y : pair) {
+    for (size_t k = 0; k < y->size(); ++k) pair_y_[y->index(k)] += y->value(k);
+  }
+  const bool pair_grad = plan.variance_reduction == VarianceReduction::kLeaveOneOut &&
+                         (plan.jacobian || plan.vjp);
+  if (pair_grad) {
+    const std::vector<double>& g0 = grad_[static_cast<size_t>(j0)];
+    const std::vector<double>& g1 = grad_[static_cast<size_t>(j0 + 1)];
+    for (size_t i = 0; i < d; ++i) pair_grad_[i] = g0[i] + g1[i];
+    if (plan.vjp) AddScaled(absl::MakeSpan(sums.pair_ssg), pair_s, pair_grad_);
+  }
+  // Visit the union of both supports once: an entry is zeroed after its visit.
+  for (const SparseVector* y : pair) {
+    for (size_t k = 0; k < y->size(); ++k) {
+      const size_t i = static_cast<size_t>(y->index(k));
+      const double v = pair_y_[i];
+      if (v == 0.0) continue;
+      pair_y_[i] = 0.0;
+      if (plan.solution_stderr) sums.sum_unit2[i] += 0.25 * v * v;
+      if (pair_grad && plan.jacobian) {
+        AddScaled(absl::MakeSpan(sums.pair_syg).subspan(i * d, d), v, pair_grad_);
+      }
+    }
+  }
+}
+
 absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const Oracle& oracle,
                                                int64_t b, const NoiseRow& row_base,
                                                absl::Span<const double> theta,
@@ -331,7 +363,6 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
                                                double* samples_instance) {
   const size_t d = static_cast<size_t>(plan.dimension);
   const int64_t spu = plan.samples_per_unit;
-  const bool loo = plan.variance_reduction == VarianceReduction::kLeaveOneOut;
   workspace_->Reset();
   if (selector_ != nullptr && plan.fenchel_young) {
     // The non-zero targets of this instance: with few of them (one-hot, k-hot labels) the
@@ -380,36 +411,7 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
             samples_instance != nullptr ? samples_instance + static_cast<size_t>(m) * d : nullptr;
         FinishSample(plan, j0 + static_cast<int>(p), targets, cotangent, sums, sample_out, &s[p]);
       }
-      if (!plan.need_pairs) continue;
-
-      // Pair-level sums: s_p = y_{2k} + y_{2k+1} (dense scratch, touched entries only),
-      // g_p = ∇ν(Z_{2k}) + ∇ν(Z_{2k+1}).
-      const SparseVector* pair[2] = {&y_[static_cast<size_t>(j0)],
-                                     &y_[static_cast<size_t>(j0 + 1)]};
-      for (int p = 0; p < 2; ++p) {
-        for (size_t k = 0; k < pair[p]->size(); ++k)
-          pair_y_[pair[p]->index(k)] += pair[p]->value(k);
-      }
-      const bool pair_grad = loo && (plan.jacobian || plan.vjp);
-      if (pair_grad) {
-        const std::vector<double>& g0 = grad_[static_cast<size_t>(j0)];
-        const std::vector<double>& g1 = grad_[static_cast<size_t>(j0 + 1)];
-        for (size_t i = 0; i < d; ++i) pair_grad_[i] = g0[i] + g1[i];
-        if (plan.vjp) AddScaled(absl::MakeSpan(sums.pair_ssg), s[0] + s[1], pair_grad_);
-      }
-      // Visit the union of both supports once: an entry is zeroed after its visit.
-      for (int p = 0; p < 2; ++p) {
-        for (size_t k = 0; k < pair[p]->size(); ++k) {
-          const size_t i = static_cast<size_t>(pair[p]->index(k));
-          const double v = pair_y_[i];
-          if (v == 0.0) continue;
-          pair_y_[i] = 0.0;
-          if (plan.solution_stderr) sums.sum_unit2[i] += 0.25 * v * v;
-          if (pair_grad && plan.jacobian) {
-            AddScaled(absl::MakeSpan(sums.pair_syg).subspan(i * d, d), v, pair_grad_);
-          }
-        }
-      }
+      if (plan.need_pairs) AccumulatePair(plan, j0, s[0] + s[1], sums);
     }
   }
   return absl::OkStatus();

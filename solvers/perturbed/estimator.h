@@ -119,6 +119,9 @@ class EstimatorScratch {
   // (returns true then; the oracle is not called).
   bool PrepareSample(const EstimatorPlan& plan, const NoiseRow& row, absl::Span<const double> theta,
                      int j);
+  // Adds the pair-level sums of the antithetic pair in slots j0, j0 + 1 (pair_s = s of both,
+  // the VJP's ⟨y, g⟩) to `sums`.
+  void AccumulatePair(const EstimatorPlan& plan, int j0, double pair_s, EstimatorSums& sums);
   // Adds slot j's sample (y solved) to `sums`.
   void FinishSample(const EstimatorPlan& plan, int j, absl::Span<const double> targets,
                     absl::Span<const double> cotangent, EstimatorSums& sums, double* sample_out,
