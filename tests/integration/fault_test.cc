@@ -352,11 +352,18 @@ TEST(FaultTest, SigtermWithRequestsInFlightAndQueuedLosesNone) {
   ASSERT_NE(server, nullptr);
   auto client = PerturbdClient::Connect(server->address());
   const uint32_t samples = SamplesForSeconds(*client, 0.3);
+  // One long call first, seen in flight before the others are sent: the five behind it then
+  // stay queued (about 2.4 s) however slowly they arrive (under TSan six 0.3 s calls on fresh connections
+  // could finish one another before the last was queued).
+  const uint32_t long_samples = std::min<uint32_t>(samples * 8, 1'900'000);
 
   std::vector<std::unique_ptr<BackgroundSolve>> calls;
-  for (int k = 0; k < 6; ++k) {
-    calls.push_back(std::make_unique<BackgroundSolve>(NewConnection(server->address()),
-                                                      WideRequest(samples), absl::Seconds(60)));
+  calls.push_back(std::make_unique<BackgroundSolve>(NewConnection(server->address()),
+                                                    WideRequest(long_samples), absl::Seconds(60)));
+  ASSERT_TRUE(WaitForMetric(*server, kInflight, 1.0, absl::Seconds(10)).has_value());
+  for (int k = 0; k < 5; ++k) {
+    calls.push_back(std::make_unique<BackgroundSolve>(client->channel(), WideRequest(samples),
+                                                      absl::Seconds(60)));
   }
   ASSERT_TRUE(WaitForMetric(*server, kQueued, 5.0, absl::Seconds(10)).has_value());
   const absl::Time signalled_at = absl::Now();
