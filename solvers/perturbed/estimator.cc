@@ -258,7 +258,7 @@ absl::StatusOr<int64_t> EstimatorScratch::CallOracle(const Oracle& oracle, int64
 }
 
 bool EstimatorScratch::PrepareSample(const EstimatorPlan& plan, const NoiseRow& row,
-                                     absl::Span<const double> theta, int j) {
+                                     absl::Span<const double> theta, int j, bool same_row) {
   const size_t slot = static_cast<size_t>(j);
   // ∇ν only feeds the Jacobian and the VJP: a plain forward pass skips it.
   const bool select = selector_ != nullptr && row.single &&
@@ -267,7 +267,7 @@ bool EstimatorScratch::PrepareSample(const EstimatorPlan& plan, const NoiseRow& 
     // The same y (and η where y or the targets are non-zero) without most of the noise
     // transforms.
     selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense, y_[slot],
-                      eta_[slot].data(), target_support_);
+                      eta_[slot].data(), target_support_, same_row);
     return true;
   }
   FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad_[slot]));
@@ -384,7 +384,8 @@ absl::Status EstimatorScratch::AccumulateUnits(const EstimatorPlan& plan, const 
     for (int j = 0; j < n; ++j) {
       NoiseRow row = row_base;
       row.sample = static_cast<uint32_t>(m0 + j);
-      selected_[static_cast<size_t>(j)] = PrepareSample(plan, row, theta, j);
+      // Every call after the first of this instance's units is another sample of its row.
+      selected_[static_cast<size_t>(j)] = PrepareSample(plan, row, theta, j, u0 > first || j > 0);
       if (selected_[static_cast<size_t>(j)]) continue;
       if (plan.batch_solves) {
         batch_eta[to_solve] = absl::MakeSpan(eta_[static_cast<size_t>(j)]);

@@ -116,9 +116,10 @@ class EstimatorScratch {
   // One oracle call on slot j's η, through SolveChecked only for oracles that can fail.
   absl::StatusOr<int64_t> CallOracle(const Oracle& oracle, int64_t b, int64_t m, int j);
   // Slot j: the noise and η of sample row.sample, and y too when the selector takes it
-  // (returns true then; the oracle is not called).
+  // (returns true then; the oracle is not called). `same_row`: an earlier sample of the same
+  // instance went through this scratch's selector just before (NoiseSelector::Select).
   bool PrepareSample(const EstimatorPlan& plan, const NoiseRow& row, absl::Span<const double> theta,
-                     int j);
+                     int j, bool same_row);
   // Adds the pair-level sums of the antithetic pair in slots j0, j0 + 1 (pair_s = s of both,
   // the VJP's ⟨y, g⟩) to `sums`.
   void AccumulatePair(const EstimatorPlan& plan, int j0, double pair_s, EstimatorSums& sums);

@@ -136,13 +136,18 @@ inline double Eta(double theta, double epsilon, float z, bool f32) {
   return AdditiveEta(theta, epsilon, static_cast<double>(z), f32);
 }
 
+// The bound of a GUMBEL Z from its word: z_bound = gumbel_hi (a key bound for MAXIMIZE) or
+// gumbel_lo (MINIMIZE).
+inline float GumbelZBound(const float* z_bound, uint32_t word) {
+  return z_bound[LogBucket(kIndexMax - (word >> 9))];
+}
+
 // key_hi[i] ≥ sign·η_i for a GUMBEL row, i < n (the portable kernel).
 void GumbelKeyBounds(const BucketBounds& t, const uint32_t* words, const double* theta, size_t n,
                      double epsilon, bool f32, double sign, double* key_hi) {
   const float* z_bound = sign > 0.0 ? t.gumbel_hi : t.gumbel_lo;
   for (size_t i = 0; i < n; ++i) {
-    const float z = z_bound[LogBucket(kIndexMax - (words[i] >> 9))];
-    key_hi[i] = sign * Eta(theta[i], epsilon, z, f32);
+    key_hi[i] = sign * Eta(theta[i], epsilon, GumbelZBound(z_bound, words[i]), f32);
   }
 }
 
@@ -158,22 +163,29 @@ inline float ProductLo(float r_lo, float r_hi, float a_lo) {
 // True when a key bound needs the upper bound of fl(r·a): the key is sign·z_sign·fl(r·a).
 inline bool NeedsUpper(double sign, float z_sign) { return (sign > 0.0) == (z_sign > 0.0f); }
 
-// key_hi for the 16 coordinates i0 .. i0 + 15 of lanes (p, p + 1) of one block (p even):
-// i0 + j takes z_sign·fl(r·cos 2πu₁), i0 + 8 + j z_sign·fl(r·sin 2πu₁), with u₀ from
-// words[i0 + j] and u₁ from words[i0 + 8 + j]; z_sign = −1 for the second sample of an
-// antithetic pair (the portable kernel).
-void NormalKeyBounds(const BucketBounds& t, const uint32_t* words, const double* theta,
-                     double epsilon, bool f32, double sign, float z_sign, double* key_hi) {
-  const bool upper = NeedsUpper(sign, z_sign);
+// The Z bounds (upper for a key bound when NeedsUpper, else lower) of the 16 coordinates
+// i0 .. i0 + 15 of lanes (p, p + 1) of one block (p even): i0 + j takes z_sign·fl(r·cos 2πu₁),
+// i0 + 8 + j z_sign·fl(r·sin 2πu₁), with u₀ from words[i0 + j] and u₁ from words[i0 + 8 + j];
+// z_sign = −1 for the second sample of an antithetic pair (the portable kernel).
+void NormalZBounds(const BucketBounds& t, const uint32_t* words, bool upper, float z_sign,
+                   float* z) {
   for (int j = 0; j < 8; ++j) {
     const int32_t rb = LogBucket(words[j] >> 9);
     const int32_t ab = static_cast<int32_t>(words[8 + j] >> (9 + kAngleShift));
     const float r_lo = t.radius_lo[rb], r_hi = t.radius_hi[rb];
     const float c = upper ? ProductHi(r_lo, r_hi, t.cos_hi[ab]) : ProductLo(r_lo, r_hi, t.cos_lo[ab]);
     const float s = upper ? ProductHi(r_lo, r_hi, t.sin_hi[ab]) : ProductLo(r_lo, r_hi, t.sin_lo[ab]);
-    key_hi[j] = sign * Eta(theta[j], epsilon, z_sign * c, f32);
-    key_hi[8 + j] = sign * Eta(theta[8 + j], epsilon, z_sign * s, f32);
+    z[j] = z_sign * c;
+    z[8 + j] = z_sign * s;
   }
+}
+
+// key_hi for the 16 coordinates of NormalZBounds (the portable kernel).
+void NormalKeyBounds(const BucketBounds& t, const uint32_t* words, const double* theta,
+                     double epsilon, bool f32, double sign, float z_sign, double* key_hi) {
+  float z[16];
+  NormalZBounds(t, words, NeedsUpper(sign, z_sign), z_sign, z);
+  for (int j = 0; j < 16; ++j) key_hi[j] = sign * Eta(theta[j], epsilon, z[j], f32);
 }
 
 // Step 2's seeds: k distinct indices i < n with large values[i] (block maxima, or the bounds
@@ -323,28 +335,25 @@ __attribute__((target("avx512f"))) inline double StoreKeys16(__m512 z, const dou
   return _mm512_reduce_max_pd(_mm512_max_pd(k0, k1));
 }
 
-// GUMBEL, i < n with n a multiple of 16; block_max[g] = the maximum over 16g .. 16g + 15.
-__attribute__((target("avx512f"))) void GumbelKeyBoundsAvx512(const BucketBounds& t,
-                                                              const uint32_t* words,
-                                                              const double* theta, size_t n,
-                                                              double epsilon, bool f32,
-                                                              double sign, double* key_hi,
-                                                              double* block_max) {
+// The Z bounds of GUMBEL words i < n, n a multiple of 16, sixteen at a time into sink(i, z).
+template <typename Sink>
+__attribute__((target("avx512f"))) inline void GumbelScanAvx512(const BucketBounds& t,
+                                                                const uint32_t* words, size_t n,
+                                                                double sign, Sink& sink) {
   const Table64 z_bound = LoadTable64(sign > 0.0 ? t.gumbel_hi : t.gumbel_lo);
   const __m512i top = _mm512_set1_epi32(static_cast<int>(kIndexMax));
   for (size_t i = 0; i < n; i += 16) {
     const __m512i x = _mm512_loadu_si512(words + i);
-    const __m512i b = LogBucket16(_mm512_sub_epi32(top, _mm512_srli_epi32(x, 9)));
-    block_max[i / 16] =
-        StoreKeys16(Lookup64(z_bound, b), theta + i, epsilon, f32, sign, key_hi + i);
+    sink(i, Lookup64(z_bound, LogBucket16(_mm512_sub_epi32(top, _mm512_srli_epi32(x, 9)))));
   }
 }
 
-// NORMAL: NormalKeyBounds for the groups of 16 in i < n, n a multiple of 16; block_max[g] = the
-// maximum over 16g .. 16g + 15.
-__attribute__((target("avx512f"))) void NormalKeyBoundsAvx512(
-    const BucketBounds& t, const uint32_t* words, const double* theta, size_t n, double epsilon,
-    bool f32, double sign, float z_sign, double* key_hi, double* block_max) {
+// NormalZBounds for the groups of 16 in i < n, n a multiple of 16, into sink(i, z).
+template <typename Sink>
+__attribute__((target("avx512f"))) inline void NormalScanAvx512(const BucketBounds& t,
+                                                                const uint32_t* words, size_t n,
+                                                                double sign, float z_sign,
+                                                                Sink& sink) {
   const Table64 radius_lo = LoadTable64(t.radius_lo);
   const Table64 radius_hi = LoadTable64(t.radius_hi);
   const bool upper = NeedsUpper(sign, z_sign);
@@ -368,9 +377,74 @@ __attribute__((target("avx512f"))) void NormalKeyBoundsAvx512(
     const __mmask16 a_nonneg = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GE_OQ);
     const __m512 r = upper ? _mm512_mask_blend_ps(a_nonneg, r_lo, r_hi)
                            : _mm512_mask_blend_ps(a_nonneg, r_hi, r_lo);
-    const __m512 z = _mm512_mul_ps(_mm512_set1_ps(z_sign), _mm512_mul_ps(r, a));
+    sink(i, _mm512_mul_ps(_mm512_set1_ps(z_sign), _mm512_mul_ps(r, a)));
+  }
+}
+
+// The key bounds of the scanned Z into key_hi, their maxima over each 16 into block_max.
+struct KeyBoundSink {
+  const double* theta;
+  double epsilon;
+  bool f32;
+  double sign;
+  double* key_hi;
+  double* block_max;
+  __attribute__((target("avx512f"))) void operator()(size_t i, __m512 z) const {
     block_max[i / 16] = StoreKeys16(z, theta + i, epsilon, f32, sign, key_hi + i);
   }
+};
+
+// The coordinates whose sign·Z bound is ≥ need[i], ascending, into out[n ..).
+struct AboveSink {
+  const float* need;
+  __m512i flip;  // the sign bit for MINIMIZE
+  int32_t* out;
+  size_t n;
+  __attribute__((target("avx512f"))) void operator()(size_t i, __m512 z) {
+    const __m512 w = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(z), flip));
+    const __mmask16 pass = _mm512_cmp_ps_mask(w, _mm512_loadu_ps(need + i), _CMP_GE_OQ);
+    // No branch on pass: a third of the vectors or so hold a candidate, unpredictably.
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i idx = _mm512_maskz_compress_epi32(
+        pass, _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(i))));
+    const int m = __builtin_popcount(pass);
+    _mm512_mask_storeu_epi32(out + n, static_cast<__mmask16>((1u << m) - 1), idx);
+    n += static_cast<size_t>(m);
+  }
+};
+
+// GUMBEL key bounds, i < n with n a multiple of 16; block_max[g] = the maximum over 16g ..
+// 16g + 15.
+__attribute__((target("avx512f"))) void GumbelKeyBoundsAvx512(const BucketBounds& t,
+                                                              const uint32_t* words,
+                                                              const double* theta, size_t n,
+                                                              double epsilon, bool f32, double sign,
+                                                              double* key_hi, double* block_max) {
+  KeyBoundSink sink{theta, epsilon, f32, sign, key_hi, block_max};
+  GumbelScanAvx512(t, words, n, sign, sink);
+}
+
+// NORMAL: NormalKeyBounds for the groups of 16 in i < n, n a multiple of 16; block_max[g] = the
+// maximum over 16g .. 16g + 15.
+__attribute__((target("avx512f"))) void NormalKeyBoundsAvx512(
+    const BucketBounds& t, const uint32_t* words, const double* theta, size_t n, double epsilon,
+    bool f32, double sign, float z_sign, double* key_hi, double* block_max) {
+  KeyBoundSink sink{theta, epsilon, f32, sign, key_hi, block_max};
+  NormalScanAvx512(t, words, n, sign, z_sign, sink);
+}
+
+// The coordinates i < n (a multiple of 16) whose sign·Z bound is ≥ need[i], into out.
+__attribute__((target("avx512f"))) size_t AboveAvx512(const BucketBounds& t, const NoiseRow& row,
+                                                      const uint32_t* words, size_t n, double sign,
+                                                      const float* need, int32_t* out) {
+  AboveSink sink{need, _mm512_set1_epi32(sign > 0.0 ? 0 : static_cast<int32_t>(0x80000000u)), out,
+                 0};
+  if (row.distribution == NoiseDistribution::kGumbel) {
+    GumbelScanAvx512(t, words, n, sign, sink);
+  } else {
+    NormalScanAvx512(t, words, n, sign, NormalZSign(row), sink);
+  }
+  return sink.n;
 }
 
 // OrderedBits of eight lanes.
@@ -622,6 +696,13 @@ size_t Candidates(const double* __restrict key_hi, const double* __restrict bloc
 // bk as the k-buffer's keys; at least k keys are ≥ T.
 void Best(const int32_t* cand, const double* key, size_t n, size_t k, double threshold, bool avx512,
           double* bk, int32_t* best) {
+  if (k == 1) {
+    // The first of the largest keys: cand is ascending.
+    size_t at = 0;
+    for (size_t j = 1; j < n; ++j) at = key[j] > key[at] ? j : at;
+    best[0] = cand[at];
+    return;
+  }
 #ifdef PERTURBD_SELECT_AVX512
   if (avx512 && BestByRankAvx512(cand, key, n, k, threshold, best)) return;
 #endif
@@ -630,6 +711,79 @@ void Best(const int32_t* cand, const double* key, size_t n, size_t k, double thr
   assert(size == k);
   std::sort(best, best + k);
 }
+
+// The coordinates i < n (a multiple of 16) whose sign·Z bound is ≥ need[i], ascending, into
+// out; returns how many.
+size_t Above(const BucketBounds& t, const NoiseRow& row, const uint32_t* words, size_t n,
+             double sign, const float* need, bool avx512, int32_t* out) {
+#ifdef PERTURBD_SELECT_AVX512
+  if (avx512) return AboveAvx512(t, row, words, n, sign, need, out);
+#endif
+  const float* z_gumbel = sign > 0.0 ? t.gumbel_hi : t.gumbel_lo;
+  const float z_sign = NormalZSign(row);
+  const float flip = sign > 0.0 ? 1.0f : -1.0f;
+  size_t m = 0;
+  for (size_t i = 0; i < n; i += 16) {
+    float z[16];
+    if (row.distribution == NoiseDistribution::kGumbel) {
+      for (size_t j = 0; j < 16; ++j) z[j] = GumbelZBound(z_gumbel, words[i + j]);
+    } else {
+      NormalZBounds(t, words + i, NeedsUpper(sign, z_sign), z_sign, z);
+    }
+    for (size_t j = 0; j < 16; ++j) {
+      if (flip * z[j] >= need[i + j]) out[m++] = static_cast<int32_t>(i + j);
+    }
+  }
+  return m;
+}
+
+// The largest |Z bound| of a distribution's tables (the unused buckets are ±∞).
+float LargestZBound(const BucketBounds& t, NoiseDistribution distribution) {
+  const bool gumbel = distribution == NoiseDistribution::kGumbel;
+  float m = 0.0f;
+  for (const float* table :
+       {gumbel ? t.gumbel_lo : t.radius_lo, gumbel ? t.gumbel_hi : t.radius_hi}) {
+    for (int b = 0; b < kLogBuckets; ++b) {
+      if (std::isfinite(table[b])) m = std::max(m, std::abs(table[b]));
+    }
+  }
+  return m;  // NORMAL: |fl(r·a)| ≤ r, |a| ≤ 1
+}
+
+// need_i for T: a float ≤ every Z bound z (sign·z, that is) whose key bound sign·fl(θ + ε·z)
+// (rounded to float when f32) is ≥ T, for |z| ≤ z_max. With w = sign·z and sθ = sign·θ the
+// key bound is fl(sθ + fl(ε·w)) (rounding commutes with negation), within
+// s = 2⁻²⁰·(|θ| + ε·z_max) + 10⁻³⁷ of sθ + ε·w (three roundings of at most 2⁻²⁴ relative,
+// float's subnormal steps); so w ≥ (T − sθ − s)/ε. Computed here in double with room for its
+// own roundings (2⁻⁴⁸ relative), lowered by 2⁻²⁰ relative and 10⁻³⁷ so that the rounding to
+// the nearest float cannot raise it above that, and without branches (it vectorises): beyond
+// float's range it is ±∞, and anything not a number gives −∞ (every z passes: safe).
+PERTURBD_ORACLE_VECTOR_CLONES
+void Needs(double threshold, const double* __restrict theta, size_t n, double epsilon, double sign,
+           double z_max, float* __restrict need) {
+  constexpr double kFloatMax = std::numeric_limits<float>::max();
+  const double inverse = 1.0 / epsilon;
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) {
+    const double s_theta = sign * theta[i];
+    const double slack = 0x1p-20 * (std::abs(theta[i]) + epsilon * z_max) + 1e-37;
+    const double room = 0x1p-48 * (std::abs(threshold) + std::abs(s_theta) + slack);
+    double q = (threshold - s_theta - slack - room) * inverse;
+    q -= 0x1p-20 * std::abs(q) + 1e-37;
+    q = q >= -kFloatMax ? q : -kInf;  // NaN too
+    q = q > kFloatMax ? kInf : q;
+    need[i] = static_cast<float>(q);
+  }
+}
+
+// Samples of a row through steps 1–3 before it has a threshold, and the misses after which it
+// has none.
+constexpr int kObservedSamples = 3;
+constexpr int kMaxMisses = 3;
+// T_row = the smallest k-th best key seen − kSpread·(their range): on the e2e shapes (argmax
+// and top-10, d = 1000) 0.5 misses about one sample in a hundred and passes 10–30 coordinates
+// (1.0 passes 25–60 and costs more in exact keys than it saves in misses; 0 misses most).
+constexpr double kSpread = 0.5;
 
 }  // namespace
 
@@ -650,7 +804,8 @@ NoiseSelector::NoiseSelector(size_t d, size_t k, bool vector_kernels)
       candidate_(key_hi_.size()),
       merged_(key_hi_.size()),
       z_(key_hi_.size()),
-      candidate_key_(d) {
+      candidate_key_(d),
+      need_(words_.size(), std::numeric_limits<float>::infinity()) {
   assert(k >= 1 && k <= d && k <= kMaxK);
 }
 
@@ -713,15 +868,23 @@ void NoiseSelector::KeyBounds(const NoiseRow& row, const double* theta, double e
   }
 }
 
-size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta,
-                             double epsilon, bool f32, Sense sense, SparseVector& y,
-                             double* eta, absl::Span<const int32_t> also_exact) {
+size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta, double epsilon,
+                             bool f32, Sense sense, SparseVector& y, double* eta,
+                             absl::Span<const int32_t> also_exact, bool same_row) {
   assert(row.single && theta.size() == d_);
   const double sign = sense == Sense::kMaximize ? 1.0 : -1.0;
   const size_t d = d_;
   const size_t k = k_;
   const double* th = theta.data();
   NoiseWords(row, d, words_.data());
+  if (!same_row) row_ = RowThreshold{};
+  if (row_.armed) {
+    size_t exact = 0;
+    if (SelectAbove(row, th, epsilon, f32, sign, y, eta, also_exact, exact)) {
+      ++threshold_samples_;
+      return exact;
+    }
+  }
 
   // 1. Bounds of every key, and their maxima over blocks of 16.
   KeyBounds(row, th, epsilon, f32, sign);
@@ -754,8 +917,68 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
   Best(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
   const size_t exact = k + n;
   y.Clear();
-  for (size_t j = 0; j < k; ++j) y.Push(bi[j], 1.0);
+  double kth = kInf;
+  for (size_t j = 0, at = 0; j < k; ++j) {
+    y.Push(bi[j], 1.0);
+    while (cand[at] != bi[j]) ++at;  // both ascending
+    kth = std::min(kth, cand_key[at]);
+  }
+  Observe(kth, row.distribution, th, epsilon, sign);
   return exact;
+}
+
+bool NoiseSelector::SelectAbove(const NoiseRow& row, const double* theta, double epsilon, bool f32,
+                                double sign, SparseVector& y, double* eta,
+                                absl::Span<const int32_t> also_exact, size_t& exact) {
+  const size_t d = d_;
+  const size_t k = k_;
+  const double threshold = row_.threshold;
+  int32_t* cand = candidate_.data();
+  size_t n = Above(Bounds(row.distribution), row, words_.data(), words_.size(), sign, need_.data(),
+                   avx512_, cand);
+  if (n > d / 8 + kRankedMax) {
+    // More transforms than steps 1–3 would do: not for this row.
+    row_.misses = kMaxMisses;
+    row_.armed = false;
+    return false;
+  }
+  if (!also_exact.empty()) {
+    int32_t* merged = merged_.data();
+    n = static_cast<size_t>(
+        std::set_union(cand, cand + n, also_exact.begin(), also_exact.end(), merged) - merged);
+    cand = merged;
+  }
+  double* cand_key = candidate_key_.data();
+  ExactKeys(row, words_.data(), theta, cand, n, epsilon, f32, sign, z_.data(), cand_key, eta);
+  size_t reach = 0;
+  for (size_t j = 0; j < n; ++j) reach += cand_key[j] >= threshold ? 1 : 0;
+  if (reach < k) {
+    ++row_.misses;
+    row_.armed = false;
+    return false;
+  }
+  int32_t* bi = best_index_.data();
+  Best(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
+  y.Clear();
+  for (size_t j = 0; j < k; ++j) y.Push(bi[j], 1.0);
+  exact = n;
+  return true;
+}
+
+void NoiseSelector::Observe(double kth, NoiseDistribution distribution, const double* theta,
+                            double epsilon, double sign) {
+  row_.kth_lo = std::min(row_.kth_lo, kth);
+  row_.kth_hi = std::max(row_.kth_hi, kth);
+  if (++row_.observed < kObservedSamples || row_.armed || row_.misses >= kMaxMisses ||
+      !(epsilon > 0.0)) {
+    return;
+  }
+  const double threshold = row_.kth_lo - kSpread * (row_.kth_hi - row_.kth_lo);
+  if (!std::isfinite(threshold)) return;
+  const double z_max = LargestZBound(Bounds(distribution), distribution);
+  Needs(threshold, theta, d_, epsilon, sign, z_max, need_.data());
+  row_.threshold = threshold;
+  row_.armed = true;
 }
 
 }  // namespace perturbd

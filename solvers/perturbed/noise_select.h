@@ -16,6 +16,16 @@
 // The exact Z of a coordinate is NoiseFromWordsF: FillNoise's bits. So y is exactly what
 // FillNoise + FormEta + the oracle give, ties included (the tests compare them).
 //
+// Samples of one row (the same θ, ε, sense and dtype: `same_row`) share a threshold instead:
+// after a few samples through the steps above, T_row = (the smallest k-th best key seen) −
+// (their spread), and per coordinate the least Z bound that can reach it, need_i, once in
+// float rounded down with slack for every rounding of fl(θ + ε·z) (Needs). A later sample's
+// candidates are the coordinates whose sign·Z bound is ≥ need_i — a compare of floats straight
+// from the table lookup, no keys formed, stored or seeded — and when at least k of their exact
+// keys are ≥ T_row, the k best of them are the k best of the row (any key outside is < T_row).
+// A sample with fewer falls back to steps 1–3 and lowers T_row; the threshold is dropped for
+// the row after a few such misses, or when it lets too many coordinates through.
+//
 // Buckets: of the 23-bit uniform index w = x >> 9 of a word (u = (2w + 1)·2⁻²⁴):
 //   GUMBEL  Z = −ln(−ln u), by the float exponent and leading mantissa bit of 2²³−1−w
 //           (47 buckets, finest where u → 1, where the large Z are);
@@ -30,6 +40,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -64,13 +75,36 @@ class NoiseSelector {
   // for every coordinate whose Z was computed: the chosen ones and those of `also_exact`
   // (ascending, distinct) included, the others left as they were. θ finite, ε ≥ 0. Returns
   // how many Z were computed.
+  // `same_row`: θ, ε, f32, sense and the distribution are those of the previous call (another
+  // sample of the same instance), which lets the row's threshold (above) carry over.
   size_t Select(const NoiseRow& row, absl::Span<const double> theta, double epsilon, bool f32,
                 Sense sense, SparseVector& y, double* eta,
-                absl::Span<const int32_t> also_exact = {});
+                absl::Span<const int32_t> also_exact = {}, bool same_row = false);
+
+  // How many Select calls were decided by a row's threshold (tests).
+  size_t threshold_samples() const { return threshold_samples_; }
 
  private:
   // key_hi_[i] ≥ sign·η_i for i < d; −∞ on the padding.
   void KeyBounds(const NoiseRow& row, const double* theta, double epsilon, bool f32, double sign);
+  // y by the row's threshold; false (y and the counters untouched) on a miss.
+  bool SelectAbove(const NoiseRow& row, const double* theta, double epsilon, bool f32, double sign,
+                   SparseVector& y, double* eta, absl::Span<const int32_t> also_exact,
+                   size_t& exact);
+  // Counts a sample decided by steps 1–3 whose k-th best key was `kth`, and sets the row's
+  // threshold once enough were seen.
+  void Observe(double kth, NoiseDistribution distribution, const double* theta, double epsilon,
+               double sign);
+
+  // The row's threshold (the header comment).
+  struct RowThreshold {
+    int observed = 0;  // samples through steps 1–3
+    int misses = 0;
+    double kth_lo = std::numeric_limits<double>::infinity();
+    double kth_hi = -std::numeric_limits<double>::infinity();
+    bool armed = false;
+    double threshold = 0.0;
+  };
 
   size_t d_;
   size_t k_;
@@ -85,6 +119,9 @@ class NoiseSelector {
   std::vector<int32_t> merged_;     // candidate_ ∪ also_exact
   std::vector<float> z_;
   std::vector<double> candidate_key_;  // d
+  RowThreshold row_;
+  std::vector<float> need_;  // 32·⌈d/32⌉: need_i for T_row, +∞ on the padding
+  size_t threshold_samples_ = 0;
 };
 
 }  // namespace perturbd

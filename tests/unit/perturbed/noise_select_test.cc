@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <random>
 #include <vector>
@@ -77,9 +78,12 @@ std::vector<double> Theta(const Case& c, std::mt19937_64& rng) {
   return theta;
 }
 
-// The selector's y and η against the full pass, over samples of both parities.
+// The selector's y and η against the full pass, over samples of both parities; with
+// `samples_per_row` > 1 each θ is drawn once and its samples go through Select as one row
+// (same_row), and *threshold_samples counts those its threshold decided.
 void ExpectSameAsFullPass(const Case& c, int rows, size_t* exact_total = nullptr,
-                          bool vector_kernels = true) {
+                          bool vector_kernels = true, int samples_per_row = 1,
+                          size_t* threshold_samples = nullptr) {
   std::mt19937_64 rng(c.d * 131 + c.k * 7 + static_cast<int>(c.dist) * 3 + c.theta_kind);
   std::unique_ptr<Oracle> oracle =
       c.k == 1 ? MakeOracle(ArgmaxSpec{}, static_cast<int64_t>(c.d), c.sense).value()
@@ -90,10 +94,17 @@ void ExpectSameAsFullPass(const Case& c, int rows, size_t* exact_total = nullptr
   NoiseSelector selector(c.d, c.k, vector_kernels);
   SparseVector y_full(static_cast<int64_t>(c.d)), y_sel(static_cast<int64_t>(c.d));
   std::vector<double> z(c.d), eta(c.d), eta_sel(c.d);
-  for (int r = 0; r < rows; ++r) {
-    const std::vector<double> theta = Theta(c, rng);
-    const NoiseRow row = Row(rng(), static_cast<uint32_t>(r % 3), static_cast<uint32_t>(r),
-                             c.dist, /*antithetic=*/(r % 4) < 2);
+  std::vector<double> theta;
+  uint64_t key = 0;
+  for (int r = 0; r < rows * samples_per_row; ++r) {
+    const bool same_row = r % samples_per_row != 0;
+    if (!same_row) {
+      theta = Theta(c, rng);
+      key = rng();
+    }
+    const uint32_t sample = static_cast<uint32_t>(samples_per_row > 1 ? r % samples_per_row : r);
+    const NoiseRow row = Row(key, static_cast<uint32_t>(r / samples_per_row % 3), sample, c.dist,
+                             /*antithetic=*/(r / samples_per_row % 4) < 2);
     FillNoise(row, absl::MakeSpan(z), {});
     for (size_t i = 0; i < c.d; ++i) {
       const double v = theta[i] + c.epsilon * z[i];
@@ -108,7 +119,7 @@ void ExpectSameAsFullPass(const Case& c, int rows, size_t* exact_total = nullptr
       also.push_back(static_cast<int32_t>(i));
     }
     const size_t exact = selector.Select(row, theta, c.epsilon, c.f32, c.sense, y_sel,
-                                         eta_sel.data(), also);
+                                         eta_sel.data(), also, same_row);
     for (const int32_t i : also) {
       EXPECT_EQ(eta_sel[static_cast<size_t>(i)], eta[static_cast<size_t>(i)]) << "also " << i;
     }
@@ -122,6 +133,7 @@ void ExpectSameAsFullPass(const Case& c, int rows, size_t* exact_total = nullptr
       EXPECT_EQ(eta_sel[i], eta[i]) << "row " << r << " coordinate " << i;
     }
   }
+  if (threshold_samples != nullptr) *threshold_samples += selector.threshold_samples();
 }
 
 TEST(NoiseSelector, ArgmaxAndTopKEqualTheFullPassTiesAndSensesIncluded) {
@@ -230,6 +242,50 @@ TEST(NoiseSelector, TransformsFewCoordinatesOnTypicalRows) {
   ExpectSameAsFullPass({1000, 1, NoiseDistribution::kGumbel, Sense::kMaximize, true, 0.5, 4},
                        rows, &exact);
   EXPECT_LT(exact, static_cast<size_t>(rows) * 8) << "argmax GUMBEL, θ crowded at 1: Z per row";
+}
+
+// Rows of many samples: after a few, a row's threshold decides the samples, with the same y
+// and η as the full pass — ties, −∞ keys, both senses, dtypes and kernels included.
+TEST(NoiseSelector, RowThresholdGivesTheFullPassesAnswers) {
+  for (bool vector_kernels : {true, false}) {
+    for (NoiseDistribution dist : {NoiseDistribution::kGumbel, NoiseDistribution::kNormal}) {
+      for (Sense sense : {Sense::kMaximize, Sense::kMinimize}) {
+        for (bool f32 : {false, true}) {
+          for (size_t k : {1u, 10u, 32u}) {
+            for (size_t d : {64u, 1003u}) {
+              for (int theta_kind : {0, 2, 3, 4, 5, 6}) {
+                for (double eps : {0.0, 1e-3, 0.5, 20.0}) {
+                  ExpectSameAsFullPass({d, k, dist, sense, f32, eps, theta_kind}, 2, nullptr,
+                                       vector_kernels, 24);
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// On the e2e workloads' shapes the threshold decides nearly every sample after the first few,
+// and the transforms stay few: a threshold or need_i that were too loose would pass every
+// coordinate and fail here, one that were too tight would fail the test above.
+TEST(NoiseSelector, RowThresholdDecidesMostSamplesWithFewTransforms) {
+  constexpr int kRows = 4, kSamples = 100;
+  for (const Case& c :
+       {Case{1000, 1, NoiseDistribution::kGumbel, Sense::kMaximize, true, 0.5, 0},
+        Case{1000, 10, NoiseDistribution::kNormal, Sense::kMaximize, true, 0.5, 0},
+        Case{1000, 10, NoiseDistribution::kNormal, Sense::kMinimize, false, 0.5, 4},
+        Case{1000, 1, NoiseDistribution::kGumbel, Sense::kMaximize, true, 0.5, 4}}) {
+    SCOPED_TRACE(testing::Message() << "k=" << c.k << " theta_kind=" << c.theta_kind);
+    size_t exact = 0, decided = 0;
+    ExpectSameAsFullPass(c, kRows, &exact, true, kSamples, &decided);
+    std::printf("k=%zu dist=%d theta=%d: %zu of %d samples by the threshold, %.1f Z per sample\n",
+                c.k, static_cast<int>(c.dist), c.theta_kind, decided, kRows * kSamples,
+                static_cast<double>(exact) / (kRows * kSamples));
+    EXPECT_GE(decided, static_cast<size_t>(kRows * (kSamples - 10)));
+    EXPECT_LT(exact, static_cast<size_t>(kRows * kSamples) * (32 + 4 * c.k));
+  }
 }
 
 }  // namespace
