@@ -151,6 +151,47 @@ __attribute__((target("avx512f"))) void CountRanksAvx512F32(const float* __restr
     std::copy(counts, counts + n, rank + i0);
   }
 }
+
+// rank_i = #{j : key_j < key_i} for float keys, every key of a block of up to 128 against one
+// broadcast of key_j (no ties to break: one compare kind, no lane masks by index). Those are
+// the ranks when no two keys are equal, and exactly then do they sum to d(d − 1)/2 (each tied
+// pair counts in neither direction): false otherwise, and CountRanksAvx512F32 breaks the ties.
+__attribute__((target("avx512f"))) bool StrictRanksAvx512F32(const float* __restrict key, size_t d,
+                                                             int32_t* __restrict rank) {
+  constexpr size_t kRegisters = 8;
+  const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  const __m512i one = _mm512_set1_epi32(1);
+  int64_t total = 0;
+  for (size_t i0 = 0; i0 < d; i0 += 16 * kRegisters) {
+    const size_t n = std::min<size_t>(16 * kRegisters, d - i0);
+    const size_t regs = (n + 15) / 16;
+    __m512 k[kRegisters];
+    __m512i c[kRegisters];
+    for (size_t r = 0; r < kRegisters; ++r) {
+      const size_t left = r * 16 < n ? n - r * 16 : 0;
+      const __mmask16 valid = static_cast<__mmask16>(left >= 16 ? 0xFFFFu : (1u << left) - 1);
+      k[r] = _mm512_mask_loadu_ps(inf, valid, key + i0 + 16 * r);  // padding: +∞, never counted
+      c[r] = _mm512_setzero_si512();
+    }
+    // Whole register counts are unrolled for the common sizes; registers past `regs` compare
+    // padding only and cost what they cost.
+    for (size_t j = 0; j < d; ++j) {
+      const __m512 kj = _mm512_set1_ps(key[j]);
+#pragma GCC unroll 8
+      for (size_t r = 0; r < kRegisters; ++r) {
+        if (r < regs) {
+          c[r] = _mm512_mask_add_epi32(c[r], _mm512_cmp_ps_mask(kj, k[r], _CMP_LT_OQ), c[r], one);
+        }
+      }
+    }
+    alignas(64) int32_t counts[16 * kRegisters];
+    for (size_t r = 0; r < regs; ++r) _mm512_store_si512(counts + 16 * r, c[r]);
+    for (size_t i = 0; i < n; ++i) total += counts[i];
+    std::copy(counts, counts + n, rank + i0);
+  }
+  const int64_t dd = static_cast<int64_t>(d);
+  return total == dd * (dd - 1) / 2;
+}
 #endif
 
 // True when every key is a float (FLOAT32 requests: η is rounded to float), with the floats in
@@ -171,7 +212,7 @@ void Ranks(const double* key, size_t d, int32_t* rank, float* key32) {
 #ifdef PERTURBD_RANKING_AVX512
   if (CpuHasAvx512F()) {
     if (AllFloats(key, d, key32)) {
-      CountRanksAvx512F32(key32, d, rank);
+      if (!StrictRanksAvx512F32(key32, d, rank)) CountRanksAvx512F32(key32, d, rank);
     } else {
       CountRanksAvx512(key, d, rank);
     }

@@ -127,9 +127,15 @@ TEST(RankingOracle, CountingAndSortingMatchAStableSort) {
     for (Sense sense : oracle_test::kBothSenses) {
       auto oracle = MakeOk(RankingSpec{}, d, sense);
       auto ws = oracle->NewWorkspace();
-      for (int instance = 0; instance < 3; ++instance) {
+      for (int instance = 0; instance < 5; ++instance) {
         std::vector<double> theta = oracle_test::IntegerVector(rng, d, -5, 5);
-        if (instance >= 1) {
+        if (instance >= 3) {
+          // Distinct float keys (FLOAT32 η: the strict count alone decides), and the same
+          // with one tied pair (the strict count's sum gives it away).
+          std::normal_distribution<float> normal;
+          for (double& t : theta) t = normal(rng);
+          if (instance == 4 && d >= 2) theta[rng() % d] = theta[rng() % d];
+        } else if (instance >= 1) {
           theta[rng() % d] = nan;
           theta[rng() % d] = inf;
           theta[rng() % d] = -inf;
