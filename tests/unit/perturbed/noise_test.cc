@@ -151,24 +151,37 @@ TEST(NoiseMath, SinCos2PiMatchesLibm) {
   }
 }
 
+// FillNoise's Z and ∇ν of a row against the scalar NoiseQuad (and NoiseLane for single rows),
+// bit for bit, for d = 1500 (several chunks and a ragged tail) and 1088 (ends on 16 quads: the
+// Philox kernel's two-chain step after its four-chain ones).
+void ExpectScalarReferences(const NoiseRow& row) {
+  for (const size_t d : {1500u, 1088u}) {
+    std::vector<double> g;
+    const std::vector<double> z = Draw(row, d, &g);
+    for (uint32_t i = 0; i < d; ++i) {
+      double zq[4], gq[4];
+      NoiseQuad(row, NoiseQuadOf(i), zq, gq);
+      ASSERT_EQ(z[i], zq[NoiseLaneOf(i)]) << i;
+      ASSERT_EQ(g[i], gq[NoiseLaneOf(i)]) << i;
+      ASSERT_EQ(NoiseCoordinate(NoiseQuadOf(i), NoiseLaneOf(i)), i);
+      if (row.single) {
+        double zl, gl;
+        NoiseLane(row, i, zl, gl);
+        ASSERT_EQ(z[i], zl) << i;
+        ASSERT_EQ(g[i], gl) << i;
+      }
+    }
+  }
+}
+
 TEST(FillNoise, VectorKernelEqualsScalarReferenceBitForBit) {
   for (auto dist : {NoiseDistribution::kNormal, NoiseDistribution::kGumbel}) {
     for (bool antithetic : {false, true}) {
-      NoiseRow row{.key = 0x123456789abcdefull,
-                   .instance = 5,
-                   .sample = 3,
-                   .antithetic = antithetic,
-                   .distribution = dist};
-      const size_t d = 1500;  // several chunks and a ragged tail
-      std::vector<double> g;
-      const std::vector<double> z = Draw(row, d, &g);
-      for (uint32_t i = 0; i < d; ++i) {
-        double zq[4], gq[4];
-        NoiseQuad(row, NoiseQuadOf(i), zq, gq);
-        ASSERT_EQ(z[i], zq[NoiseLaneOf(i)]) << i;
-        ASSERT_EQ(g[i], gq[NoiseLaneOf(i)]) << i;
-        ASSERT_EQ(NoiseCoordinate(NoiseQuadOf(i), NoiseLaneOf(i)), i);
-      }
+      ExpectScalarReferences(NoiseRow{.key = 0x123456789abcdefull,
+                                      .instance = 5,
+                                      .sample = 3,
+                                      .antithetic = antithetic,
+                                      .distribution = dist});
     }
   }
 }
@@ -266,28 +279,12 @@ TEST(FillNoiseSingle, VectorKernelEqualsScalarReferencesBitForBit) {
   for (auto dist : {NoiseDistribution::kNormal, NoiseDistribution::kGumbel}) {
     for (bool antithetic : {false, true}) {
       for (uint32_t sample : {2u, 3u}) {
-        NoiseRow row{.key = 0x123456789abcdefull,
-                     .instance = 5,
-                     .sample = sample,
-                     .antithetic = antithetic,
-                     .distribution = dist,
-                     .single = true};
-        // Several chunks and a ragged tail; 1088 ends on 16 quads (the Philox kernel's
-        // two-chain step after its four-chain ones).
-        for (const size_t d : {1500u, 1088u}) {
-          std::vector<double> g;
-          const std::vector<double> z = Draw(row, d, &g);
-          for (uint32_t i = 0; i < d; ++i) {
-            double zq[4], gq[4];
-            NoiseQuad(row, NoiseQuadOf(i), zq, gq);
-            ASSERT_EQ(z[i], zq[NoiseLaneOf(i)]) << i;
-            ASSERT_EQ(g[i], gq[NoiseLaneOf(i)]) << i;
-            double zl, gl;
-            NoiseLane(row, i, zl, gl);
-            ASSERT_EQ(z[i], zl) << i;
-            ASSERT_EQ(g[i], gl) << i;
-          }
-        }
+        ExpectScalarReferences(NoiseRow{.key = 0x123456789abcdefull,
+                                        .instance = 5,
+                                        .sample = sample,
+                                        .antithetic = antithetic,
+                                        .distribution = dist,
+                                        .single = true});
       }
     }
   }
