@@ -353,8 +353,8 @@ TEST(FaultTest, SigtermWithRequestsInFlightAndQueuedLosesNone) {
   auto client = PerturbdClient::Connect(server->address());
   const uint32_t samples = SamplesForSeconds(*client, 0.3);
   // One long call first, seen in flight before the others are sent: the five behind it then
-  // stay queued (about 2.4 s) however slowly they arrive (under TSan six 0.3 s calls on fresh
-  // connections could finish one another before the last was queued).
+  // stay queued (up to 2.4 s, within max_work) however slowly they arrive (under TSan six
+  // 0.3 s calls on fresh connections could finish one another before the last was queued).
   const uint32_t long_samples = std::min<uint32_t>(samples * 8, 1'900'000);
 
   std::vector<std::unique_ptr<BackgroundSolve>> calls;

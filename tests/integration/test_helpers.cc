@@ -30,6 +30,9 @@ v1::SolveRequest WideRequest(uint32_t num_samples) {
   for (size_t i = 0; i < theta.size(); ++i) theta[i] = 0.001 * static_cast<double>(i % 97);
   *request.mutable_theta() = client::MakeTensor(theta, {1, 512});
   *request.mutable_noise() = client::MakeNoise(1.0, num_samples, 3);
+  // MULTIPLICATIVE: every Z transformed (additive argmax forward passes transform a few per
+  // sample and would not fill `seconds` within the server's max_work).
+  request.mutable_noise()->set_perturbation(v1::MULTIPLICATIVE);
   return request;
 }
 

@@ -25,7 +25,8 @@ namespace perturbd::testing {
 
 // argmax, θ = [2, 3], ε = 1, M = 10: solved in microseconds.
 v1::SolveRequest SmallRequest();
-// argmax over d = 512 with M samples, one instance: cost linear in M.
+// argmax over d = 512 with M samples, one instance, MULTIPLICATIVE noise (every Z transformed,
+// no selector): cost linear in M.
 v1::SolveRequest WideRequest(uint32_t num_samples);
 // M for a WideRequest that keeps one worker busy for about `seconds` (measured with a probe
 // request on `client`), within [4000, 1.9e6].
