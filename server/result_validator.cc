@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "solvers/perturbed/perturbed_optimizer.h"
 
 namespace perturbd {
 namespace {
@@ -16,9 +17,9 @@ absl::Status CheckFinite(absl::string_view field, const std::vector<double>& val
   const double limit = dtype == DType::kFloat32
                            ? static_cast<double>(std::numeric_limits<float>::max())
                            : std::numeric_limits<double>::max();
-  for (size_t k = 0; k < values.size(); ++k) {
+  const size_t k = FirstBeyond(values, limit);
+  if (k < values.size()) {
     const double v = values[k];
-    if (std::fabs(v) <= limit) continue;  // false for NaN too
     const std::string what = std::isnan(v)   ? "NaN"
                              : std::isinf(v) ? (v > 0 ? "+Inf" : "-Inf")
                                              : absl::StrCat(v, ", beyond float32");

@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -108,11 +109,10 @@ absl::Status DecodeTensorValues(const v1::Tensor& tensor, const TensorLayout& la
   } else {
     for (int64_t i = 0; i < n; ++i) out[i] = std::bit_cast<double>(LoadLE64(p + 8 * i));
   }
-  for (int64_t i = 0; i < n; ++i) {
-    if (!std::isfinite(out[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ".data: element ", i, " is ", NonFiniteName(out[i])));
-    }
+  const size_t i = FirstBeyond(out, std::numeric_limits<double>::max());
+  if (i < out.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ".data: element ", i, " is ", NonFiniteName(out[i])));
   }
   return absl::OkStatus();
 }

@@ -435,8 +435,12 @@ void FinalizeInstance(const EstimatorPlan& plan, int64_t b, const EstimatorSums&
   const size_t d = static_cast<size_t>(plan.dimension);
   const double M = static_cast<double>(plan.samples);
   const size_t row = static_cast<size_t>(b) * d;
-  double* solution = result.solution.data() + row;
-  for (size_t i = 0; i < d; ++i) solution[i] = sums.sum_y[i] / M;
+  double* __restrict solution = result.solution.data() + row;
+  const double* __restrict sum_y = sums.sum_y.data();
+  // Vectorised (GCC's -O2 cost model leaves a scalar divsd per element otherwise); a division
+  // rounds the same at any width.
+#pragma omp simd
+  for (size_t i = 0; i < d; ++i) solution[i] = sum_y[i] / M;
   result.value[b] = sums.value / M;
 
   if (plan.solution_stderr) {

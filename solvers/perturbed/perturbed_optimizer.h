@@ -95,6 +95,11 @@ struct PerturbedResult {
 // LEAVE_ONE_OUT. Errors are INVALID_ARGUMENT naming the wire field (`noise.epsilon`, ...).
 absl::Status ValidatePerturbedRequest(const PerturbedRequest& request);
 
+// The index of the first element of x that is NaN or of magnitude above `limit`, or x.size()
+// when there is none: a branch-free pass first (it vectorises; valid tensors, the common case,
+// cost one compare per element), the search only when that pass finds one.
+size_t FirstBeyond(absl::Span<const double> x, double limit);
+
 // Total B·M·d: the work measure the server's limits bound.
 double PerturbedWork(const PerturbedRequest& request);
 
