@@ -26,6 +26,7 @@
 #include "gtest/gtest.h"
 #include "perturbd/v1/perturbd.grpc.pb.h"
 #include "tests/integration/server_process.h"
+#include "tests/integration/test_helpers.h"
 
 namespace perturbd {
 namespace {
@@ -33,13 +34,20 @@ namespace {
 using ::grpc::health::v1::HealthCheckResponse;
 using ::perturbd::client::Array;
 using ::perturbd::client::PerturbdClient;
+using ::perturbd::testing::BackgroundSolve;
 using ::perturbd::testing::CommandResult;
 using ::perturbd::testing::HttpGet;
 using ::perturbd::testing::Json;
+using ::perturbd::testing::Metric;
 using ::perturbd::testing::MetricValue;
 using ::perturbd::testing::ParseJson;
 using ::perturbd::testing::RunCommand;
+using ::perturbd::testing::SamplesForSeconds;
+using ::perturbd::testing::Scrape;
 using ::perturbd::testing::ServerProcess;
+using ::perturbd::testing::SmallRequest;
+using ::perturbd::testing::WaitForMetric;
+using ::perturbd::testing::WideRequest;
 using ::testing::HasSubstr;
 
 constexpr char kReadiness[] = "perturbd.v1.PerturbedOptimizer";
@@ -50,94 +58,10 @@ std::unique_ptr<ServerProcess> StartServer(const std::vector<std::string>& flags
   return server.ok() ? std::move(server).value() : nullptr;
 }
 
-v1::SolveRequest SmallRequest() {
-  v1::SolveRequest request;
-  *request.mutable_problem() = client::ArgmaxProblem();
-  *request.mutable_theta() = client::MakeTensor({0.5, 1.0, -0.2, 0.1, 0.3, 0.2}, {2, 3});
-  *request.mutable_noise() = client::MakeNoise(1.0, 10, 7);
-  return request;
-}
-
-// An argmax request over d = 512 with M samples: its cost is linear in M.
-v1::SolveRequest WideRequest(uint32_t num_samples) {
-  v1::SolveRequest request;
-  *request.mutable_problem() = client::ArgmaxProblem();
-  std::vector<double> theta(512);
-  for (size_t i = 0; i < theta.size(); ++i) theta[i] = 0.001 * static_cast<double>(i % 97);
-  *request.mutable_theta() = client::MakeTensor(theta, {1, 512});
-  *request.mutable_noise() = client::MakeNoise(1.0, num_samples, 3);
-  // MULTIPLICATIVE: every Z transformed (additive argmax forward passes transform a few per
-  // sample and would not fill `seconds` within the server's max_work).
-  request.mutable_noise()->set_perturbation(v1::MULTIPLICATIVE);
-  return request;
-}
-
-// M for a WideRequest that keeps the server's solver busy for about `seconds` (measured, so
-// that the test does not depend on the machine's speed), within [4000, 1.9e6].
-uint32_t SamplesForSeconds(const PerturbdClient& client, double seconds) {
-  constexpr uint32_t kProbe = 4000;
-  absl::StatusOr<v1::SolveResponse> probe = client.Solve(WideRequest(kProbe));
-  EXPECT_TRUE(probe.ok()) << probe.status();
-  const double probe_seconds = probe.ok() ? std::max(probe->stats().seconds(), 1e-4) : 1.0;
-  const double m = kProbe * seconds / probe_seconds;
-  return static_cast<uint32_t>(std::clamp(m, 4000.0, 1.9e6));
-}
-
-std::string Scrape(const ServerProcess& server) {
-  absl::StatusOr<std::string> text = HttpGet(server.metrics_port(), "/metrics", absl::Seconds(5));
-  EXPECT_TRUE(text.ok()) << text.status();
-  return text.ok() ? *text : std::string();
-}
-
-double Metric(const ServerProcess& server, const std::string& series) {
-  return MetricValue(Scrape(server), series).value_or(0.0);
-}
-
-// Polls `series` (every 20 ms, at most `timeout`) until it equals `value`.
-bool WaitForMetric(const ServerProcess& server, const std::string& series, double value,
-                   absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (Metric(server, series) == value) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
-}
-
 absl::StatusOr<HealthCheckResponse::ServingStatus> Health(const PerturbdClient& client,
                                                           const std::string& service) {
   return client.Health(service);
 }
-
-// A Solve running on its own thread.
-class BackgroundSolve {
- public:
-  BackgroundSolve(std::shared_ptr<grpc::Channel> channel, v1::SolveRequest request,
-                  absl::Duration timeout)
-      : thread_([this, channel, request, timeout] {
-          auto stub = v1::PerturbedOptimizer::NewStub(channel);
-          context_.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-          v1::SolveResponse response;
-          status_ = stub->Solve(&context_, request, &response);
-          finished_at_ = absl::Now();
-          done_.store(true);
-        }) {}
-  ~BackgroundSolve() { Join(); }
-  void Cancel() { context_.TryCancel(); }
-  bool done() const { return done_.load(); }
-  const grpc::Status& Join() {
-    if (thread_.joinable()) thread_.join();
-    return status_;
-  }
-  absl::Time finished_at() const { return finished_at_; }
-
- private:
-  grpc::ClientContext context_;
-  grpc::Status status_;
-  absl::Time finished_at_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
 
 // --- Health and reflection. ---
 
