@@ -179,8 +179,7 @@ __attribute__((target("avx512f"))) bool StrictRanksAvx512F32(const float* __rest
       k[r] = _mm512_mask_loadu_ps(inf, valid, key + i0 + 16 * r);  // padding: +∞, never counted
       c[r] = _mm512_setzero_si512();
     }
-    // Whole register counts are unrolled for the common sizes; registers past `regs` compare
-    // padding only and cost what they cost.
+    // The register loop is unrolled; registers past `regs` (all padding) are skipped.
     for (size_t j = 0; j < d; ++j) {
       const __m512 kj = _mm512_set1_ps(key[j]);
 #pragma GCC unroll 8

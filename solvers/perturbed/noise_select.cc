@@ -38,6 +38,7 @@ struct BucketBounds {
   float radius_lo[kLogBuckets], radius_hi[kLogBuckets];  // by LogBucket(w₀)
   float cos_lo[kAngleBuckets], cos_hi[kAngleBuckets];    // by w₁ >> kAngleShift
   float sin_lo[kAngleBuckets], sin_hi[kAngleBuckets];
+  float z_max;  // the largest |Z bound| of the distribution (LargestZBound)
 };
 
 constexpr uint32_t kEvalBlock = 4096;  // divides 2²³, and no bucket boundary is inside a
@@ -89,6 +90,19 @@ void Extend(const float* values, uint32_t w0, Bucket bucket, float* lo, float* h
   }
 }
 
+// The largest |Z bound| of a distribution's tables (the unused buckets are ±∞).
+float LargestZBound(const BucketBounds& t, NoiseDistribution distribution) {
+  const bool gumbel = distribution == NoiseDistribution::kGumbel;
+  float m = 0.0f;
+  for (const float* table :
+       {gumbel ? t.gumbel_lo : t.radius_lo, gumbel ? t.gumbel_hi : t.radius_hi}) {
+    for (int b = 0; b < kLogBuckets; ++b) {
+      if (std::isfinite(table[b])) m = std::max(m, std::abs(table[b]));
+    }
+  }
+  return m;  // NORMAL: |fl(r·a)| ≤ r, |a| ≤ 1
+}
+
 // Every uniform index once: 2²³ evaluations of each transform.
 BucketBounds ComputeGumbelBounds() {
   BucketBounds t;
@@ -100,6 +114,7 @@ BucketBounds ComputeGumbelBounds() {
     EvalGumbel(w0, z.data());
     Extend(z.data(), w0, bucket, t.gumbel_lo, t.gumbel_hi);
   }
+  t.z_max = LargestZBound(t, NoiseDistribution::kGumbel);
   return t;
 }
 
@@ -119,6 +134,7 @@ BucketBounds ComputeNormalBounds() {
     Extend(c.data(), w0, angle, t.cos_lo, t.cos_hi);
     Extend(s.data(), w0, angle, t.sin_lo, t.sin_hi);
   }
+  t.z_max = LargestZBound(t, NoiseDistribution::kNormal);
   return t;
 }
 
@@ -737,19 +753,6 @@ size_t Above(const BucketBounds& t, const NoiseRow& row, const uint32_t* words, 
   return m;
 }
 
-// The largest |Z bound| of a distribution's tables (the unused buckets are ±∞).
-float LargestZBound(const BucketBounds& t, NoiseDistribution distribution) {
-  const bool gumbel = distribution == NoiseDistribution::kGumbel;
-  float m = 0.0f;
-  for (const float* table :
-       {gumbel ? t.gumbel_lo : t.radius_lo, gumbel ? t.gumbel_hi : t.radius_hi}) {
-    for (int b = 0; b < kLogBuckets; ++b) {
-      if (std::isfinite(table[b])) m = std::max(m, std::abs(table[b]));
-    }
-  }
-  return m;  // NORMAL: |fl(r·a)| ≤ r, |a| ≤ 1
-}
-
 // need_i for T: a float ≤ every Z bound z (sign·z, that is) whose key bound sign·fl(θ + ε·z)
 // (rounded to float when f32) is ≥ T, for |z| ≤ z_max. With w = sign·z and sθ = sign·θ the
 // key bound is fl(sθ + fl(ε·w)) (rounding commutes with negation), within
@@ -903,46 +906,20 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
 
   // 3. TopKOracle's scan over the coordinates whose bound is ≥ T, in index order.
   size_t n = Candidates(key_hi, block_max, d, threshold, avx512_, cand);
+  const double kth = BestOfCandidates(row, th, epsilon, f32, sign, threshold, also_exact, n, y, eta);
+  Observe(kth, row.distribution, th, epsilon, sign);
+  return k + n;
+}
+
+double NoiseSelector::BestOfCandidates(const NoiseRow& row, const double* theta, double epsilon,
+                                       bool f32, double sign, double threshold,
+                                       absl::Span<const int32_t> also_exact, size_t& n,
+                                       SparseVector& y, double* eta) {
+  const size_t k = k_;
+  int32_t* cand = candidate_.data();
   if (!also_exact.empty()) {
     // Offering a coordinate that is not a candidate changes nothing: its key is < T, below
     // each of the k best, so it leaves the buffer again and ties none of them.
-    int32_t* merged = merged_.data();
-    n = static_cast<size_t>(std::set_union(cand, cand + n, also_exact.begin(), also_exact.end(),
-                                           merged) -
-                            merged);
-    cand = merged;
-  }
-  ExactKeys(row, words, th, cand, n, epsilon, f32, sign, z, cand_key, eta);
-  int32_t* bi = best_index_.data();
-  Best(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
-  const size_t exact = k + n;
-  y.Clear();
-  double kth = kInf;
-  for (size_t j = 0, at = 0; j < k; ++j) {
-    y.Push(bi[j], 1.0);
-    while (cand[at] != bi[j]) ++at;  // both ascending
-    kth = std::min(kth, cand_key[at]);
-  }
-  Observe(kth, row.distribution, th, epsilon, sign);
-  return exact;
-}
-
-bool NoiseSelector::SelectAbove(const NoiseRow& row, const double* theta, double epsilon, bool f32,
-                                double sign, SparseVector& y, double* eta,
-                                absl::Span<const int32_t> also_exact, size_t& exact) {
-  const size_t d = d_;
-  const size_t k = k_;
-  const double threshold = row_.threshold;
-  int32_t* cand = candidate_.data();
-  size_t n = Above(Bounds(row.distribution), row, words_.data(), words_.size(), sign, need_.data(),
-                   avx512_, cand);
-  if (n > d / 8 + kRankedMax) {
-    // More transforms than steps 1–3 would do: not for this row.
-    row_.misses = kMaxMisses;
-    row_.armed = false;
-    return false;
-  }
-  if (!also_exact.empty()) {
     int32_t* merged = merged_.data();
     n = static_cast<size_t>(
         std::set_union(cand, cand + n, also_exact.begin(), also_exact.end(), merged) - merged);
@@ -952,15 +929,36 @@ bool NoiseSelector::SelectAbove(const NoiseRow& row, const double* theta, double
   ExactKeys(row, words_.data(), theta, cand, n, epsilon, f32, sign, z_.data(), cand_key, eta);
   size_t reach = 0;
   for (size_t j = 0; j < n; ++j) reach += cand_key[j] >= threshold ? 1 : 0;
-  if (reach < k) {
+  if (reach < k) return std::numeric_limits<double>::quiet_NaN();
+  int32_t* bi = best_index_.data();
+  Best(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
+  y.Clear();
+  double kth = kInf;
+  for (size_t j = 0, at = 0; j < k; ++j) {
+    y.Push(bi[j], 1.0);
+    while (cand[at] != bi[j]) ++at;  // both ascending
+    kth = std::min(kth, cand_key[at]);
+  }
+  return kth;
+}
+
+bool NoiseSelector::SelectAbove(const NoiseRow& row, const double* theta, double epsilon, bool f32,
+                                double sign, SparseVector& y, double* eta,
+                                absl::Span<const int32_t> also_exact, size_t& exact) {
+  size_t n = Above(Bounds(row.distribution), row, words_.data(), words_.size(), sign, need_.data(),
+                   avx512_, candidate_.data());
+  if (n > d_ / 8 + kRankedMax) {
+    // More transforms than steps 1–3 would do: not for this row.
+    row_.misses = kMaxMisses;
+    row_.armed = false;
+    return false;
+  }
+  if (std::isnan(BestOfCandidates(row, theta, epsilon, f32, sign, row_.threshold, also_exact, n,
+                                   y, eta))) {
     ++row_.misses;
     row_.armed = false;
     return false;
   }
-  int32_t* bi = best_index_.data();
-  Best(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
-  y.Clear();
-  for (size_t j = 0; j < k; ++j) y.Push(bi[j], 1.0);
   exact = n;
   return true;
 }
@@ -975,8 +973,7 @@ void NoiseSelector::Observe(double kth, NoiseDistribution distribution, const do
   }
   const double threshold = row_.kth_lo - kSpread * (row_.kth_hi - row_.kth_lo);
   if (!std::isfinite(threshold)) return;
-  const double z_max = LargestZBound(Bounds(distribution), distribution);
-  Needs(threshold, theta, d_, epsilon, sign, z_max, need_.data());
+  Needs(threshold, theta, d_, epsilon, sign, Bounds(distribution).z_max, need_.data());
   row_.threshold = threshold;
   row_.armed = true;
 }

@@ -91,6 +91,12 @@ class NoiseSelector {
   bool SelectAbove(const NoiseRow& row, const double* theta, double epsilon, bool f32, double sign,
                    SparseVector& y, double* eta, absl::Span<const int32_t> also_exact,
                    size_t& exact);
+  // The end of both paths: the exact keys of the n candidates in candidate_ merged with
+  // also_exact (n ← how many Z that computes) and, when at least k are ≥ threshold, y ← their
+  // k best; returns the smallest key of those k, or NaN (y untouched) when fewer reach it.
+  double BestOfCandidates(const NoiseRow& row, const double* theta, double epsilon, bool f32,
+                          double sign, double threshold, absl::Span<const int32_t> also_exact,
+                          size_t& n, SparseVector& y, double* eta);
   // Counts a sample decided by steps 1–3 whose k-th best key was `kth`, and sets the row's
   // threshold once enough were seen.
   void Observe(double kth, NoiseDistribution distribution, const double* theta, double epsilon,
