@@ -24,6 +24,22 @@ bool Extreme(const double* __restrict x, size_t d, bool maximize, double& extrem
   return nan == 0;
 }
 
+// The first index holding v, which x[0..d) holds: blocks of 32 tested by vector compares,
+// then the scalar scan inside the block that has it.
+PERTURBD_ORACLE_VECTOR_CLONES
+size_t FirstEqual(const double* __restrict x, size_t d, double v) {
+  constexpr size_t kBlock = 32;
+  size_t i = 0;
+  for (; i + kBlock <= d; i += kBlock) {
+    int hit = 0;
+#pragma omp simd reduction(| : hit)
+    for (size_t j = 0; j < kBlock; ++j) hit |= x[i + j] == v ? 1 : 0;
+    if (hit != 0) break;
+  }
+  while (!(x[i] == v)) ++i;
+  return i;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ArgmaxOracle>> ArgmaxOracle::Create(int64_t dimension, Sense sense) {
@@ -58,7 +74,7 @@ int64_t ArgmaxOracle::Solve(absl::Span<double> theta, OracleWorkspace& /*workspa
       }
     }
   } else {
-    while (!(x[best] == extreme)) ++best;
+    best = FirstEqual(x, d, extreme);
   }
   y.Push(static_cast<int64_t>(best), 1.0);
   return 0;

@@ -13,6 +13,10 @@
 #include "solvers/oracles/internal/validation.h"
 #include "solvers/oracles/internal/vector_clones.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#endif
+
 namespace perturbd {
 namespace {
 
@@ -76,9 +80,76 @@ void ScanTopK(const double* __restrict x, size_t d, double sign, size_t k, doubl
   }
 }
 
+// The indices i (ascending) with sign·x[i] ≥ t into out[0..d); their count. A NaN key is
+// never collected.
+PERTURBD_ORACLE_VECTOR_CLONES
+size_t CollectAtLeast(const double* __restrict x, size_t d, double sign, double t,
+                      int32_t* __restrict out) {
+  size_t n = 0;
+  for (size_t i = 0; i < d; ++i) {
+    out[n] = static_cast<int32_t>(i);
+    n += sign * x[i] >= t ? 1 : 0;
+  }
+  return n;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+// CollectAtLeast sixteen keys at a time: a compare mask, the passing lanes' indices compressed
+// in a register and stored under a mask (a compress straight to memory is slow on some CPUs).
+__attribute__((target("avx512f"))) size_t CollectAtLeastAvx512(const double* x, size_t d,
+                                                               double sign, double t,
+                                                               int32_t* out) {
+  const __m512d s = _mm512_set1_pd(sign);
+  const __m512d threshold = _mm512_set1_pd(t);
+  __m512i index = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i step = _mm512_set1_epi32(16);
+  size_t n = 0;
+  for (size_t i = 0; i < d; i += 16) {
+    const size_t left = d - i;
+    const __mmask8 lo = left >= 8 ? __mmask8{0xFF} : static_cast<__mmask8>((1u << left) - 1);
+    const __mmask8 hi = left >= 16  ? __mmask8{0xFF}
+                        : left <= 8 ? __mmask8{0}
+                                    : static_cast<__mmask8>((1u << (left - 8)) - 1);
+    const __mmask8 a = _mm512_mask_cmp_pd_mask(
+        lo, _mm512_mul_pd(s, _mm512_maskz_loadu_pd(lo, x + i)), threshold, _CMP_GE_OQ);
+    const __mmask8 b = _mm512_mask_cmp_pd_mask(
+        hi, _mm512_mul_pd(s, _mm512_maskz_loadu_pd(hi, x + i + 8)), threshold, _CMP_GE_OQ);
+    const __mmask16 pass = static_cast<__mmask16>(a | (static_cast<unsigned>(b) << 8));
+    const int m = __builtin_popcount(pass);
+    _mm512_mask_storeu_epi32(out + n, static_cast<__mmask16>((1u << m) - 1),
+                             _mm512_maskz_compress_epi32(pass, index));
+    n += static_cast<size_t>(m);
+    index = _mm512_add_epi32(index, step);
+  }
+  return n;
+}
+#endif
+
+size_t Collect(const double* x, size_t d, double sign, double t, int32_t* out) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
+  if (CpuHasAvx512F()) return CollectAtLeastAvx512(x, d, sign, t, out);
+#endif
+  return CollectAtLeast(x, d, sign, t, out);
+}
+
+// A hint is worth its upkeep from this many keys per buffer slot.
+constexpr size_t kHintMinKeysPerSlot = 4;
+// Misses after which a workspace scans in full until its next Reset.
+constexpr int kHintMaxMisses = 4;
+
 struct TopKWorkspace final : OracleWorkspace {
   explicit TopKWorkspace(size_t d)
-      : key(d), order(d), chosen(d, 0), best_key(d), best_index(d), block_max(d / 16 + 1) {}
+      : key(d),
+        order(d),
+        chosen(d, 0),
+        best_key(d),
+        best_index(d),
+        block_max(d / 16 + 1),
+        candidates(d) {}
+  void Reset() override {
+    hinted = false;
+    misses = 0;
+  }
   std::vector<double> key;  // θ (MAXIMIZE) or −θ (MINIMIZE); NaN → −∞; larger is better
   std::vector<int32_t> order;   // indices; the first k are the chosen ones after selection
   std::vector<uint8_t> chosen;  // all zero between solves
@@ -86,7 +157,58 @@ struct TopKWorkspace final : OracleWorkspace {
   std::vector<double> best_key;
   std::vector<int32_t> best_index;
   std::vector<double> block_max;  // the scan's maxima of blocks of 16 keys
+  // The hint (it decides the work, never the result): the keys ≥ hint_kth − hint_gap, the
+  // previous solve's k-th best key less a margin, are likely to hold this solve's top k —
+  // the solves between two Resets are usually the perturbed copies of one θ.
+  std::vector<int32_t> candidates;
+  bool hinted = false;
+  int misses = 0;
+  double hint_kth = 0.0;
+  double hint_gap = 0.0;
 };
+
+// The k best keys into ws.best_key / ws.best_index, as ScanTopK gives them.
+//
+// With a hint, one vector pass collects the keys ≥ T = hint_kth − hint_gap. When there are
+// at least k of them, the k-th best key is ≥ T, so they hold the top k and the k-buffer over
+// them (index order) returns exactly ScanTopK's. Otherwise (a miss) ScanTopK runs with a
+// buffer of k2 > k, which gives the top k as its first k entries and the margin for the next
+// hint: the gap between the k-th and the k2-th best keys, at least twice the previous one
+// after a miss; halved when a pass collects more than kHintMinKeysPerSlot·k2 keys.
+void SelectTopK(const double* x, size_t d, double sign, size_t k, TopKWorkspace& ws) {
+  double* bk = ws.best_key.data();
+  int32_t* bi = ws.best_index.data();
+  const size_t k2 = std::min(d - 1, 2 * k + 8);
+  if (d < kHintMinKeysPerSlot * k2) {
+    ScanTopK(x, d, sign, k, bk, bi, ws.block_max.data());
+    return;
+  }
+  if (ws.hinted) {
+    int32_t* cand = ws.candidates.data();
+    const size_t n = Collect(x, d, sign, ws.hint_kth - ws.hint_gap, cand);
+    if (n >= k) {
+      size_t size = 0;
+      for (size_t j = 0; j < n; ++j) OfferTopK(sign * x[cand[j]], cand[j], k, size, bk, bi);
+      ws.hint_kth = bk[k - 1];
+      if (n > kHintMinKeysPerSlot * k2) ws.hint_gap *= 0.5;
+      return;
+    }
+    ws.hinted = false;
+    ++ws.misses;
+  }
+  if (ws.misses >= kHintMaxMisses) {
+    ScanTopK(x, d, sign, k, bk, bi, ws.block_max.data());
+    return;
+  }
+  ScanTopK(x, d, sign, k2, bk, bi, ws.block_max.data());
+  const double gap = std::max(bk[k - 1] - bk[k2 - 1], ws.misses > 0 ? 2.0 * ws.hint_gap : 0.0);
+  // A finite threshold only: NaN keys rank as −∞ in the scan but are never collected.
+  if (std::isfinite(bk[k - 1]) && std::isfinite(gap) && std::isfinite(bk[k - 1] - gap)) {
+    ws.hinted = true;
+    ws.hint_kth = bk[k - 1];
+    ws.hint_gap = gap;
+  }
+}
 
 }  // namespace
 
@@ -116,9 +238,8 @@ int64_t TopKOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspace,
   const double sign = sense_ == Sense::kMaximize ? 1.0 : -1.0;
   const size_t k = static_cast<size_t>(k_);
   if (k < d && k <= kScanMaxK) {
-    double* bk = ws.best_key.data();
     int32_t* bi = ws.best_index.data();
-    ScanTopK(theta.data(), d, sign, k, bk, bi, ws.block_max.data());
+    SelectTopK(theta.data(), d, sign, k, ws);
     std::sort(bi, bi + k);
     for (size_t j = 0; j < k; ++j) y.Push(bi[j], 1.0);
     return 0;

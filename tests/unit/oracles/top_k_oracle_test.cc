@@ -185,6 +185,54 @@ TEST(TopKOracle, BlockSkippingScanMatchesSortingWithTiesNanAndInfinities) {
   }
 }
 
+// Many solves on one workspace, as the estimator makes them (perturbed copies of one θ): the
+// hinted path (one pass collecting the keys above the previous k-th best less a margin) must
+// give the sorted answer on hits, on misses (the scores jump down), when the margin is too
+// wide (they jump up) and with ties, NaN and infinities in the copies.
+TEST(TopKOracle, HintedSolvesOfPerturbedCopiesMatchSorting) {
+  std::mt19937_64 rng(16);
+  std::normal_distribution<double> normal;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const int d : {100, 333, 1000}) {
+    for (const int k : {1, 3, 10, 32}) {
+      for (Sense sense : oracle_test::kBothSenses) {
+        auto oracle = MakeOk(TopKSpec{.k = static_cast<uint32_t>(k)}, d, sense);
+        auto ws = oracle->NewWorkspace();
+        std::vector<double> base(d);
+        for (int i = 0; i < d; ++i) base[i] = std::sin(0.37 * i);
+        for (int m = 0; m < 60; ++m) {
+          if (m == 30) ws->Reset();
+          std::vector<double> theta(d);
+          const double shift = (m % 20 == 10) ? -5.0 : (m % 20 == 15) ? 5.0 : 0.0;
+          for (int i = 0; i < d; ++i) theta[i] = base[i] + 0.5 * normal(rng) + shift;
+          if (m % 7 == 3) {  // ties at the top
+            for (int j = 0; j < 2 * k; ++j) theta[rng() % d] = 4.0 + shift;
+          }
+          if (m % 9 == 4) {
+            for (int j = 0; j < d / 10; ++j) theta[rng() % d] = nan;
+            theta[rng() % d] = inf;
+            theta[rng() % d] = -inf;
+          }
+          const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
+          auto key = [&](int i) {
+            const double v = s * theta[i];
+            return std::isnan(v) ? -inf : v;
+          };
+          std::vector<int> order(d);
+          for (int i = 0; i < d; ++i) order[i] = i;
+          std::stable_sort(order.begin(), order.end(),
+                           [&](int a, int b) { return key(a) > key(b); });
+          std::vector<double> expected(d, 0.0);
+          for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
+          ASSERT_EQ(SolveDense(*oracle, *ws, theta).y, expected)
+              << "d=" << d << " k=" << k << " m=" << m;
+        }
+      }
+    }
+  }
+}
+
 TEST(TopKOracle, Metadata) {
   auto oracle = MakeOk(TopKSpec{.k = 3}, 10, std::nullopt);
   EXPECT_EQ(oracle->name(), "top_k");
