@@ -30,6 +30,8 @@
 #ifndef PERTURBD_SOLVERS_ORACLES_ORACLE_H_
 #define PERTURBD_SOLVERS_ORACLES_ORACLE_H_
 
+#include <cassert>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -62,6 +64,25 @@ class SparseVector {
   void Push(int64_t i, double v) {
     index_.push_back(static_cast<int32_t>(i));
     value_.push_back(v);
+  }
+  // Sets y to the non-zero entries of the dense x (at most dimension() long) in index order —
+  // what Clear and a Push per non-zero give — without a branch per entry.
+  template <typename T>
+  void AssignDense(absl::Span<const T> x) {
+    const size_t d = x.size();
+    assert(d <= static_cast<size_t>(dimension_));
+    index_.resize(d);  // within the reserved storage
+    value_.resize(d);
+    int32_t* __restrict index = index_.data();
+    double* __restrict value = value_.data();
+    size_t n = 0;
+    for (size_t i = 0; i < d; ++i) {
+      index[n] = static_cast<int32_t>(i);
+      value[n] = static_cast<double>(x[i]);
+      n += x[i] != 0 ? 1 : 0;
+    }
+    index_.resize(n);
+    value_.resize(n);
   }
   absl::Span<const int32_t> indices() const { return index_; }
   absl::Span<const double> values() const { return value_; }

@@ -216,6 +216,17 @@ bool AllFloats(const double* __restrict key, size_t d, float* __restrict key32) 
   return inexact == 0;
 }
 
+// key[i] = sign·x[i], NaN → −∞: a total order even with NaN (std::sort reads out of bounds
+// under an inconsistent one).
+PERTURBD_ORACLE_VECTOR_CLONES
+void Keys(const double* __restrict x, size_t d, double sign, double* __restrict key) {
+#pragma omp simd
+  for (size_t i = 0; i < d; ++i) {
+    const double v = sign * x[i];
+    key[i] = v != v ? -std::numeric_limits<double>::infinity() : v;
+  }
+}
+
 void Ranks(const double* key, size_t d, int32_t* rank, float* key32) {
 #ifdef PERTURBD_RANKING_AVX512
   if (CpuHasAvx512F()) {
@@ -263,11 +274,7 @@ int64_t RankingOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspac
   y.Clear();
   const size_t d = theta.size();
   const double sign = sense_ == Sense::kMaximize ? 1.0 : -1.0;
-  // A total order even with NaN: std::sort reads out of bounds under an inconsistent one.
-  for (size_t i = 0; i < d; ++i) {
-    const double v = sign * theta[i];
-    ws.key[i] = std::isnan(v) ? -std::numeric_limits<double>::infinity() : v;
-  }
+  Keys(theta.data(), d, sign, ws.key.data());
   if (d <= kCountMaxD) {
     // rank_i = #{j : (key_j, j) < (key_i, i)} — a branch-free, vectorised O(d²) count that
     // beats a comparison sort for small d (no mispredicted branches, no index indirection).
@@ -281,9 +288,7 @@ int64_t RankingOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspac
     });
     for (size_t r = 0; r < d; ++r) ws.rank[ws.order[r]] = static_cast<int32_t>(r);
   }
-  for (size_t i = 0; i < d; ++i) {
-    if (ws.rank[i] != 0) y.Push(static_cast<int64_t>(i), static_cast<double>(ws.rank[i]));
-  }
+  y.AssignDense(absl::MakeConstSpan(ws.rank.data(), d));
   return 0;
 }
 

@@ -132,8 +132,10 @@ size_t Collect(const double* x, size_t d, double sign, double t, int32_t* out) {
   return CollectAtLeast(x, d, sign, t, out);
 }
 
-// A hint is worth its upkeep from this many keys per buffer slot.
+// A hint is worth its upkeep from this many keys per slot of the k2-buffer; its margin is
+// halved when a pass collects more than kHintMaxCollectedPerSlot·k2 keys.
 constexpr size_t kHintMinKeysPerSlot = 4;
+constexpr size_t kHintMaxCollectedPerSlot = 2;
 // Misses after which a workspace scans in full until its next Reset.
 constexpr int kHintMaxMisses = 4;
 
@@ -174,7 +176,7 @@ struct TopKWorkspace final : OracleWorkspace {
 // them (index order) returns exactly ScanTopK's. Otherwise (a miss) ScanTopK runs with a
 // buffer of k2 > k, which gives the top k as its first k entries and the margin for the next
 // hint: the gap between the k-th and the k2-th best keys, at least twice the previous one
-// after a miss; halved when a pass collects more than kHintMinKeysPerSlot·k2 keys.
+// after a miss; halved when a pass collects too many keys.
 void SelectTopK(const double* x, size_t d, double sign, size_t k, TopKWorkspace& ws) {
   double* bk = ws.best_key.data();
   int32_t* bi = ws.best_index.data();
@@ -190,7 +192,7 @@ void SelectTopK(const double* x, size_t d, double sign, size_t k, TopKWorkspace&
       size_t size = 0;
       for (size_t j = 0; j < n; ++j) OfferTopK(sign * x[cand[j]], cand[j], k, size, bk, bi);
       ws.hint_kth = bk[k - 1];
-      if (n > kHintMinKeysPerSlot * k2) ws.hint_gap *= 0.5;
+      if (n > kHintMaxCollectedPerSlot * k2) ws.hint_gap *= 0.5;
       return;
     }
     ws.hinted = false;
