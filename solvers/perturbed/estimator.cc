@@ -270,8 +270,13 @@ bool EstimatorScratch::PrepareSample(const EstimatorPlan& plan, const NoiseRow& 
                       eta_[slot].data(), target_support_, same_row);
     return true;
   }
-  FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad_[slot]));
   // η in θ's dtype (DESIGN §5): computed in double, rounded once.
+  if (row.single && plan.perturbation == Perturbation::kAdditive) {
+    FillNoiseEta(row, theta.data(), plan.epsilon, plan.dtype == DType::kFloat32,
+                 absl::MakeSpan(eta_[slot]), absl::MakeSpan(grad_[slot]));
+    return false;
+  }
+  FillNoise(row, absl::MakeSpan(z_), absl::MakeSpan(grad_[slot]));
   FormEta(plan, theta.data(), z_.data(), w_[slot].data(), eta_[slot].data(),
           static_cast<size_t>(plan.dimension));
   return false;

@@ -1,6 +1,7 @@
 #include "solvers/perturbed/noise.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "solvers/oracles/internal/vector_clones.h"
@@ -240,7 +241,8 @@ void GumbelPlanesF(const PlanesF& u, size_t nq, PlanesF& z, PlanesF& grad) {
 
 // out[32g + 8p + j] = planes.v[p][8g + j]: the first `count` coordinates of a chunk.
 template <typename P>
-void CopyBlocks(const P& planes, size_t count, double* __restrict out) {
+__attribute__((always_inline)) inline void CopyBlocks(const P& planes, size_t count,
+                                                      double* __restrict out) {
   constexpr size_t kBlock = 4 * kBlockQuads;
   size_t g = 0;
   for (; (g + 1) * kBlock <= count; ++g) {  // whole blocks: fixed-size copies
@@ -255,8 +257,49 @@ void CopyBlocks(const P& planes, size_t count, double* __restrict out) {
   }
 }
 
-// FillNoise for row.single: the chunk loop of FillNoise on float planes.
-void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu) {
+// CopyBlocks of float planes, in the vector clones.
+PERTURBD_VECTOR_CLONES
+void CopyBlocksF(const PlanesF& planes, size_t count, double* out) {
+  CopyBlocks(planes, count, out);
+}
+
+// CopyBlocks of float Z planes with η formed on the way: out[i] = AdditiveEta(theta[i], ε, Z_i)
+// for the first `count` coordinates of a chunk (theta and out point at the chunk's start).
+template <bool kF32>
+__attribute__((always_inline)) inline void EtaBlocksT(const PlanesF& planes, size_t count,
+                                                      const double* __restrict theta,
+                                                      double epsilon, double* __restrict out) {
+  constexpr size_t kBlock = 4 * kBlockQuads;
+  size_t g = 0;
+  for (; (g + 1) * kBlock <= count; ++g) {
+    for (size_t p = 0; p < 4; ++p) {
+      const size_t at = g * kBlock + p * kBlockQuads;
+      const float* __restrict v = &planes.v[p][g * kBlockQuads];
+      for (size_t j = 0; j < kBlockQuads; ++j) {
+        out[at + j] = AdditiveEta(theta[at + j], epsilon, static_cast<double>(v[j]), kF32);
+      }
+    }
+  }
+  for (size_t i = g * kBlock; i < count; ++i) {
+    const float v = planes.v[(i % kBlock) / kBlockQuads][g * kBlockQuads + i % kBlockQuads];
+    out[i] = AdditiveEta(theta[i], epsilon, static_cast<double>(v), kF32);
+  }
+}
+
+PERTURBD_VECTOR_CLONES
+void EtaBlocks(const PlanesF& planes, size_t count, const double* theta, double epsilon, bool f32,
+               double* out) {
+  if (f32) {
+    EtaBlocksT<true>(planes, count, theta, epsilon, out);
+  } else {
+    EtaBlocksT<false>(planes, count, theta, epsilon, out);
+  }
+}
+
+// FillNoise for row.single: the chunk loop of FillNoise on float planes. With theta, the Z
+// planes go out as η (EtaBlocks) instead of as z.
+void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu,
+                     const double* theta = nullptr, double epsilon = 0.0, bool f32 = false) {
   PlanesF u, zp, gp;
   const size_t d = z.size();
   const bool flip = NoiseFlipped(row);
@@ -272,13 +315,15 @@ void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<doubl
                     flip && !normal ? 0xFFFFFFFFu : 0u, u);
     if (normal) {
       NormalPlanesF(u, quads, flip ? -1.0f : 1.0f, zp);
-      CopyBlocks(zp, count, z.data() + start);
-      if (want_grad) CopyBlocks(zp, count, grad_nu.data() + start);
     } else {
       GumbelPlanesF(u, quads, zp, gp);
-      CopyBlocks(zp, count, z.data() + start);
-      if (want_grad) CopyBlocks(gp, count, grad_nu.data() + start);
     }
+    if (theta != nullptr) {
+      EtaBlocks(zp, count, theta + start, epsilon, f32, z.data() + start);
+    } else {
+      CopyBlocksF(zp, count, z.data() + start);
+    }
+    if (want_grad) CopyBlocksF(normal ? zp : gp, count, grad_nu.data() + start);
   }
 }
 
@@ -301,6 +346,12 @@ void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words) {
       }
     }
   }
+}
+
+void FillNoiseEta(const NoiseRow& row, const double* theta, double epsilon, bool f32,
+                  absl::Span<double> eta, absl::Span<double> grad_nu) {
+  assert(row.single);
+  FillNoiseSingle(row, eta, grad_nu, theta, epsilon, f32);
 }
 
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu) {

@@ -201,6 +201,19 @@ PERTURBD_HOST_DEVICE void NoiseLane(const NoiseRow& row, uint32_t i, double& z, 
 // grad_nu skips ∇ν (a forward pass without derivatives does not need it).
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu);
 
+// η = θ + ε·z for additive noise as every pass computes it (DESIGN §5): in double, rounded
+// once to float for FLOAT32 θ. FormEta, FillNoiseEta and NoiseSelector share it: the
+// selector's η must be the full pass's, bit for bit.
+PERTURBD_HOST_DEVICE double AdditiveEta(double theta, double epsilon, double z, bool f32) {
+  const double v = theta + epsilon * z;
+  return f32 ? static_cast<double>(static_cast<float>(v)) : v;
+}
+
+// FillNoise followed by eta[i] = AdditiveEta(theta[i], epsilon, z[i], f32), without storing z,
+// for a single-precision row (row.single): the same η and ∇ν, bit for bit.
+void FillNoiseEta(const NoiseRow& row, const double* theta, double epsilon, bool f32,
+                  absl::Span<double> eta, absl::Span<double> grad_nu);
+
 // The Philox words of coordinates [0, 32·⌈d/32⌉) of a row in coordinate order: words[i] is the
 // word of lane NoiseLaneOf(i) of quad NoiseQuadOf(i), complemented for the second GUMBEL
 // sample of an antithetic pair, i.e. the word the single-precision transform of coordinate i

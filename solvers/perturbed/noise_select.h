@@ -49,14 +49,6 @@
 
 namespace perturbd {
 
-// η = θ + ε·z for additive noise as every pass computes it (DESIGN §5): in double, rounded
-// once to float for FLOAT32 θ. FormEta and NoiseSelector share it: the selector's η must be
-// the full pass's, bit for bit.
-inline double AdditiveEta(double theta, double epsilon, double z, bool f32) {
-  const double v = theta + epsilon * z;
-  return f32 ? static_cast<double>(static_cast<float>(v)) : v;
-}
-
 class NoiseSelector {
  public:
   // The largest k the selector takes (its k-buffer is scanned linearly).

@@ -302,5 +302,37 @@ TEST(FillNoise, EmptyScoreSpanGivesTheSameZ) {
   }
 }
 
+// FillNoiseEta (the estimator's single-precision additive pass) against FillNoise followed by
+// AdditiveEta, bit for bit: η in both dtypes and ∇ν, over whole blocks, a ragged tail and
+// several chunks, with θ of mixed magnitudes.
+TEST(FillNoiseSingle, FillNoiseEtaIsFillNoiseThenAdditiveEta) {
+  for (auto dist : {NoiseDistribution::kNormal, NoiseDistribution::kGumbel}) {
+    for (bool antithetic : {false, true}) {
+      const NoiseRow row{.key = 0xfeedull,
+                         .instance = 2,
+                         .sample = 1,
+                         .antithetic = antithetic,
+                         .distribution = dist,
+                         .single = true};
+      for (const size_t d : {1u, 31u, 32u, 100u, 1088u, 1500u}) {
+        std::vector<double> theta(d);
+        for (size_t i = 0; i < d; ++i) theta[i] = std::sin(0.37 * i) * std::pow(10.0, i % 5);
+        std::vector<double> g;
+        const std::vector<double> z = Draw(row, d, &g);
+        for (const bool f32 : {false, true}) {
+          for (const double eps : {0.5, 1e-3}) {
+            std::vector<double> eta(d), grad(d);
+            FillNoiseEta(row, theta.data(), eps, f32, absl::MakeSpan(eta), absl::MakeSpan(grad));
+            for (size_t i = 0; i < d; ++i) {
+              ASSERT_EQ(eta[i], AdditiveEta(theta[i], eps, z[i], f32)) << d << " " << i;
+              ASSERT_EQ(grad[i], g[i]) << d << " " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace perturbd
