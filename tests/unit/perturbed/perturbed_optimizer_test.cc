@@ -46,6 +46,26 @@ class IdentityOracle : public Oracle {
   int64_t d_;
 };
 
+// An oracle as it is, but without a selection k: the estimator takes its full pass (noise, η,
+// Solve) with the same plan otherwise, so results can be compared bit for bit.
+class WithoutSelection : public Oracle {
+ public:
+  explicit WithoutSelection(const Oracle& inner) : inner_(inner) {}
+  absl::string_view name() const override { return inner_.name(); }
+  int64_t dimension() const override { return inner_.dimension(); }
+  Sense sense() const override { return inner_.sense(); }
+  bool binary_solutions() const override { return inner_.binary_solutions(); }
+  int64_t max_nonzeros() const override { return inner_.max_nonzeros(); }
+  double cost_per_solve() const override { return inner_.cost_per_solve(); }
+  std::unique_ptr<OracleWorkspace> NewWorkspace() const override { return inner_.NewWorkspace(); }
+  int64_t Solve(absl::Span<double> theta, OracleWorkspace& ws, SparseVector& y) const override {
+    return inner_.Solve(theta, ws, y);
+  }
+
+ private:
+  const Oracle& inner_;
+};
+
 std::unique_ptr<Oracle> Make(const OracleSpec& spec, int64_t d,
                              std::optional<Sense> sense = std::nullopt) {
   auto oracle = MakeOracle(spec, d, sense);
@@ -434,25 +454,36 @@ TEST_F(PerturbedTest, SelectionForwardEqualsTheFullPassBitForBit) {
           forward.dtype = dtype;
           forward.solution_stderr = true;
           forward.samples = true;
+          // The full pass (FillNoise, η, the oracle) through WithoutSelection; a VJP takes the
+          // selector's y with FillNoiseGrad's ∇ν.
+          const WithoutSelection plain(*oracle);
           PerturbedRequest full = forward;
+          full.oracle = &plain;
           full.cotangent = cotangent;
+          PerturbedRequest vjp = forward;
+          vjp.cotangent = cotangent;
           const PerturbedResult a = Run(forward);
           const PerturbedResult b = Run(full);
+          const PerturbedResult v = Run(vjp);
           EXPECT_EQ(a.solution, b.solution) << oracle->name();
           EXPECT_EQ(a.value, b.value) << oracle->name();
           EXPECT_EQ(a.solution_stderr, b.solution_stderr) << oracle->name();
           EXPECT_EQ(a.samples, b.samples) << oracle->name();
           EXPECT_FALSE(a.solution.empty());
+          EXPECT_EQ(v.grad_theta, b.grad_theta) << oracle->name();
+          EXPECT_EQ(v.solution, b.solution) << oracle->name();
+          EXPECT_EQ(v.samples, b.samples) << oracle->name();
+          EXPECT_FALSE(v.grad_theta.empty());
 
           // Fenchel–Young with one-hot targets: the selector computes η at the targets too and
-          // the loss skips the zero ones. The full pass: the same request with a cotangent.
+          // the loss skips the zero ones. The full pass: the same request through WithoutSelection.
           std::vector<double> targets(theta.size(), 0.0);
           for (int64_t b = 0; b < batch; ++b) targets[static_cast<size_t>(b * d + 7 * b + 3)] = 1.0;
           PerturbedRequest fy = Request(*oracle, theta, noise);
           fy.dtype = dtype;
           fy.targets = targets;
           PerturbedRequest fy_full = fy;
-          fy_full.cotangent = cotangent;
+          fy_full.oracle = &plain;
           const PerturbedResult c = Run(fy);
           const PerturbedResult e = Run(fy_full);
           EXPECT_EQ(c.loss, e.loss) << oracle->name();
