@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "solvers/base/status_macros.h"
+#include "solvers/oracles/internal/top_k_best.h"
 #include "solvers/oracles/internal/top_k_buffer.h"
 #include "solvers/oracles/internal/validation.h"
 #include "solvers/oracles/internal/vector_clones.h"
@@ -169,11 +170,11 @@ struct TopKWorkspace final : OracleWorkspace {
   double hint_gap = 0.0;
 };
 
-// The k best keys into ws.best_key / ws.best_index, as ScanTopK gives them.
+// The indices of the k best keys into ws.best_index[0..k) (in some order): ScanTopK's.
 //
 // With a hint, one vector pass collects the keys ≥ T = hint_kth − hint_gap. When there are
-// at least k of them, the k-th best key is ≥ T, so they hold the top k and the k-buffer over
-// them (index order) returns exactly ScanTopK's. Otherwise (a miss) ScanTopK runs with a
+// at least k of them, the k-th best key is ≥ T, so they hold the top k, and TopKOfCandidates
+// picks exactly ScanTopK's (ties to the lower index). Otherwise (a miss) ScanTopK runs with a
 // buffer of k2 > k, which gives the top k as its first k entries and the margin for the next
 // hint: the gap between the k-th and the k2-th best keys, at least twice the previous one
 // after a miss; halved when a pass collects too many keys.
@@ -187,11 +188,16 @@ void SelectTopK(const double* x, size_t d, double sign, size_t k, TopKWorkspace&
   }
   if (ws.hinted) {
     int32_t* cand = ws.candidates.data();
-    const size_t n = Collect(x, d, sign, ws.hint_kth - ws.hint_gap, cand);
+    const double threshold = ws.hint_kth - ws.hint_gap;
+    const size_t n = Collect(x, d, sign, threshold, cand);
     if (n >= k) {
-      size_t size = 0;
-      for (size_t j = 0; j < n; ++j) OfferTopK(sign * x[cand[j]], cand[j], k, size, bk, bi);
-      ws.hint_kth = bk[k - 1];
+      double* key = ws.key.data();
+      for (size_t j = 0; j < n; ++j) key[j] = sign * x[cand[j]];
+      TopKOfCandidates(cand, key, n, k, threshold, CpuHasAvx512F(), bk, bi);
+      // The k-th best key: the least of the k chosen.
+      double kth = std::numeric_limits<double>::infinity();
+      for (size_t j = 0; j < k; ++j) kth = std::min(kth, sign * x[bi[j]]);
+      ws.hint_kth = kth;
       if (n > kHintMaxCollectedPerSlot * k2) ws.hint_gap *= 0.5;
       return;
     }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "solvers/oracles/internal/top_k_best.h"
 #include "solvers/oracles/internal/top_k_buffer.h"
 #include "solvers/oracles/internal/vector_clones.h"
 #include "solvers/perturbed/noise_math.h"
@@ -286,11 +287,6 @@ inline uint32_t CoordinateLanes(size_t g, size_t d) {
   return left >= 16 ? 0xFFFFu : (1u << left) - 1;
 }
 
-// The first min(left, 8) lanes of an eight-lane mask, for the tail of an array.
-inline uint8_t FirstLanes8(size_t left) {
-  return static_cast<uint8_t>(left >= 8 ? 0xFFu : (1u << left) - 1);
-}
-
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
 #define PERTURBD_SELECT_AVX512 1
 // GCC 12 reports its own intrinsics' passthrough operands as (maybe) uninitialized here (a
@@ -463,15 +459,6 @@ __attribute__((target("avx512f"))) size_t AboveAvx512(const BucketBounds& t, con
   return sink.n;
 }
 
-// OrderedBits of eight lanes.
-__attribute__((target("avx512f"))) inline __m512i OrderedBits8(__m512d x) {
-  const __m512i b = _mm512_castpd_si512(x);
-  const __m512i s = _mm512_srai_epi64(b, 63);
-  const __m512i magnitude =
-      _mm512_and_si512(b, _mm512_set1_epi64(std::numeric_limits<int64_t>::max()));
-  return _mm512_sub_epi64(_mm512_xor_si512(magnitude, s), s);
-}
-
 // ChooseSeeds with R = ⌈k/8⌉ lane registers; the same seeds. The k largest of the 8R slots are
 // those of rank < k, rank = how many slots are larger (the slots are distinct, the empty ones
 // all INT64_MIN: at least k are larger than those).
@@ -568,60 +555,6 @@ __attribute__((target("avx512f"))) size_t CandidatesAvx512(const double* key_hi,
   return n;
 }
 
-// The most candidates BestByRankAvx512 ranks (its work grows as their square).
-constexpr size_t kRankedMax = 64;
-
-// The k best of the n candidates cand (ascending) of exact keys key, into best ascending, when
-// at most kRankedMax of them have a key ≥ T (else false): only those can be among the k best,
-// and of them the k of rank < k, rank_j = #{i < j: key_i ≥ key_j} + #{i > j: key_i > key_j} —
-// the k-buffer's order, larger key first, then lower index — without its mispredicted
-// insertions. On OrderedBits o: key_i ≥ key_j is o_i > o_j − 1.
-__attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, const double* key,
-                                                         size_t n, size_t k, double threshold,
-                                                         int32_t* best) {
-  alignas(64) int64_t o[kRankedMax];
-  alignas(64) int32_t index[kRankedMax];
-  const __m512d t = _mm512_set1_pd(threshold);
-  size_t m = 0;
-  for (size_t j = 0; j < n; j += 8) {
-    const __mmask8 valid = FirstLanes8(n - j);
-    const __m512d x = _mm512_maskz_loadu_pd(valid, key + j);
-    const __mmask8 pass = _mm512_mask_cmp_pd_mask(valid, x, t, _CMP_GE_OQ);
-    const size_t c = static_cast<size_t>(__builtin_popcount(pass));
-    if (m + c > kRankedMax) return false;
-    const __mmask8 first_c = static_cast<__mmask8>((1u << c) - 1);
-    _mm512_mask_storeu_epi64(o + m, first_c, _mm512_maskz_compress_epi64(pass, OrderedBits8(x)));
-    _mm512_mask_storeu_epi32(
-        index + m, first_c,
-        _mm512_maskz_compress_epi32(pass, _mm512_maskz_loadu_epi32(valid, cand + j)));
-    m += c;
-  }
-  const __m512i one = _mm512_set1_epi64(1);
-  size_t count = 0;
-  for (size_t j = 0; j < m; j += 8) {
-    const __mmask8 valid = FirstLanes8(m - j);
-    const __m512i later_bound = _mm512_maskz_loadu_epi64(valid, o + j);  // o_j: i after j
-    const __m512i earlier_bound = _mm512_sub_epi64(later_bound, one);    // o_j − 1: i before j
-    __m512i rank = _mm512_setzero_si512();
-    for (size_t i = 0; i < m; ++i) {
-      // The lanes of j > i, where i comes first and a tie counts.
-      const __mmask8 after_i =
-          i < j ? 0xFF : static_cast<__mmask8>(0xFFu << std::min<size_t>(i - j + 1, 8));
-      const __m512i bound = _mm512_mask_blend_epi64(after_i, later_bound, earlier_bound);
-      rank = _mm512_mask_add_epi64(rank, _mm512_cmpgt_epi64_mask(_mm512_set1_epi64(o[i]), bound),
-                                   rank, one);
-    }
-    const __mmask8 chosen =
-        _mm512_mask_cmplt_epi64_mask(valid, rank, _mm512_set1_epi64(static_cast<int64_t>(k)));
-    const int c = __builtin_popcount(chosen);
-    _mm512_mask_storeu_epi32(
-        best + count, static_cast<__mmask16>((1u << c) - 1),
-        _mm512_maskz_compress_epi32(chosen, _mm512_maskz_loadu_epi32(valid, index + j)));
-    count += static_cast<size_t>(c);
-  }
-  assert(count == k);
-  return true;
-}
 #ifndef __clang__
 #pragma GCC diagnostic pop
 #endif
@@ -706,26 +639,6 @@ size_t Candidates(const double* __restrict key_hi, const double* __restrict bloc
     }
   }
   return n;
-}
-
-// The k best of the n candidates cand (ascending) of exact keys key, into best ascending, with
-// bk as the k-buffer's keys; at least k keys are ≥ T.
-void Best(const int32_t* cand, const double* key, size_t n, size_t k, double threshold, bool avx512,
-          double* bk, int32_t* best) {
-  if (k == 1) {
-    // The first of the largest keys: cand is ascending.
-    size_t at = 0;
-    for (size_t j = 1; j < n; ++j) at = key[j] > key[at] ? j : at;
-    best[0] = cand[at];
-    return;
-  }
-#ifdef PERTURBD_SELECT_AVX512
-  if (avx512 && BestByRankAvx512(cand, key, n, k, threshold, best)) return;
-#endif
-  size_t size = 0;
-  for (size_t j = 0; j < n; ++j) OfferTopK(key[j], cand[j], k, size, bk, best);
-  assert(size == k);
-  std::sort(best, best + k);
 }
 
 // The coordinates i < n (a multiple of 16) whose sign·Z bound is ≥ need[i], ascending, into
@@ -931,7 +844,7 @@ double NoiseSelector::BestOfCandidates(const NoiseRow& row, const double* theta,
   for (size_t j = 0; j < n; ++j) reach += cand_key[j] >= threshold ? 1 : 0;
   if (reach < k) return std::numeric_limits<double>::quiet_NaN();
   int32_t* bi = best_index_.data();
-  Best(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
+  TopKOfCandidates(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
   y.Clear();
   double kth = kInf;
   for (size_t j = 0, at = 0; j < k; ++j) {
