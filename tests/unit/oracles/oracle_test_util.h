@@ -3,10 +3,12 @@
 #ifndef PERTURBD_TESTS_UNIT_ORACLES_ORACLE_TEST_UTIL_H_
 #define PERTURBD_TESTS_UNIT_ORACLES_ORACLE_TEST_UTIL_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -174,6 +176,23 @@ inline int RandomInt(std::mt19937_64& rng, int lo, int hi) {
 }
 
 inline constexpr Sense kBothSenses[] = {Sense::kMaximize, Sense::kMinimize};
+
+// The indices of θ by key sign·θ_i (NaN ranks as −∞), best first (largest key) or worst first,
+// ties in index order: the reference order of the top-k and ranking oracles.
+inline std::vector<int> StableOrder(const std::vector<double>& theta, Sense sense,
+                                    bool best_first) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
+  auto key = [&](int i) {
+    const double v = s * theta[static_cast<size_t>(i)];
+    return std::isnan(v) ? -inf : v;
+  };
+  std::vector<int> order(theta.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return best_first ? key(a) > key(b) : key(a) < key(b); });
+  return order;
+}
 
 }  // namespace perturbd::oracle_test
 

@@ -144,14 +144,7 @@ TEST(RankingOracle, CountingAndSortingMatchAStableSort) {
         if (instance == 2) {
           for (int i = 0; i < d; ++i) theta[i] += 0.001 * static_cast<double>(rng() % 1000);
         }
-        const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
-        auto key = [&](int i) {
-          const double v = s * theta[i];
-          return std::isnan(v) ? -inf : v;
-        };
-        std::vector<int> order(d);
-        for (int i = 0; i < d; ++i) order[i] = i;
-        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return key(a) < key(b); });
+        const std::vector<int> order = oracle_test::StableOrder(theta, sense, false);
         std::vector<double> expected(d, 0.0);
         for (int r = 0; r < d; ++r) expected[order[r]] = r;
         EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected) << "d=" << d;

@@ -166,15 +166,7 @@ TEST(TopKOracle, BlockSkippingScanMatchesSortingWithTiesNanAndInfinities) {
               if (rng() % 8 != 0) theta[i] = nan;
             }
           }
-          const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
-          auto key = [&](int i) {
-            const double v = s * theta[i];
-            return std::isnan(v) ? -inf : v;
-          };
-          std::vector<int> order(d);
-          for (int i = 0; i < d; ++i) order[i] = i;
-          std::stable_sort(order.begin(), order.end(),
-                           [&](int a, int b) { return key(a) > key(b); });
+          const std::vector<int> order = oracle_test::StableOrder(theta, sense, true);
           std::vector<double> expected(d, 0.0);
           for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
           EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected)
@@ -214,15 +206,7 @@ TEST(TopKOracle, HintedSolvesOfPerturbedCopiesMatchSorting) {
             theta[rng() % d] = inf;
             theta[rng() % d] = -inf;
           }
-          const double s = sense == Sense::kMaximize ? 1.0 : -1.0;
-          auto key = [&](int i) {
-            const double v = s * theta[i];
-            return std::isnan(v) ? -inf : v;
-          };
-          std::vector<int> order(d);
-          for (int i = 0; i < d; ++i) order[i] = i;
-          std::stable_sort(order.begin(), order.end(),
-                           [&](int a, int b) { return key(a) > key(b); });
+          const std::vector<int> order = oracle_test::StableOrder(theta, sense, true);
           std::vector<double> expected(d, 0.0);
           for (int j = 0; j < k; ++j) expected[order[j]] = 1.0;
           ASSERT_EQ(SolveDense(*oracle, *ws, theta).y, expected)
