@@ -145,9 +145,9 @@ EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
                      (derivative && plan.variance_reduction == VarianceReduction::kLeaveOneOut));
 
   // The selector pays off from a few dozen coordinates; below that a full pass is as cheap.
-  // With a VJP it gives y and ∇ν comes from FillNoiseGrad: worth it for GUMBEL, whose ∇ν takes
-  // one logarithm of the two of Z; NORMAL's ∇ν is Z itself, so a full pass is as cheap. A
-  // Jacobian takes the full pass.
+  // With a VJP it gives y and ∇ν = 1 + ln u from the words it drew (NoiseSelector::GumbelGrad):
+  // worth it for GUMBEL, whose ∇ν takes one logarithm of the two of Z; NORMAL's ∇ν is Z itself,
+  // so a full pass is as cheap. A Jacobian takes the full pass.
   constexpr int64_t kMinSelectDimension = 64;
   const int64_t k = oracle.selection_k();
   if (k > 0 && k <= static_cast<int64_t>(NoiseSelector::kMaxK) && k < plan.dimension &&
@@ -272,7 +272,7 @@ bool EstimatorScratch::PrepareSample(const EstimatorPlan& plan, const NoiseRow& 
     // transforms.
     selector_->Select(row, theta, plan.epsilon, plan.dtype == DType::kFloat32, plan.sense, y_[slot],
                       eta_[slot].data(), target_support_, same_row);
-    if (!grad_[slot].empty()) FillNoiseGrad(row, absl::MakeSpan(grad_[slot]));
+    if (!grad_[slot].empty()) selector_->GumbelGrad(absl::MakeSpan(grad_[slot]));  // plan: GUMBEL
     return true;
   }
   // η in θ's dtype (DESIGN §5): computed in double, rounded once.

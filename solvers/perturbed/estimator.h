@@ -65,8 +65,8 @@ struct EstimatorPlan {
   bool need_grad_sum = false;  // G
   bool need_pairs = false;     // unit-level sums of y (pair stderr, antithetic LOO)
   // k > 0: y_m comes from NoiseSelector (a forward, FY or GUMBEL VJP pass of an argmax / top-k
-  // oracle with additive noise and no Jacobian, ∇ν then from FillNoiseGrad; FY only with
-  // sparse targets, per instance).
+  // oracle with additive noise and no Jacobian, ∇ν then from NoiseSelector::GumbelGrad; FY only
+  // with sparse targets, per instance).
   int64_t select_k = 0;
 
   static EstimatorPlan Make(const PerturbedRequest& request);

@@ -296,27 +296,15 @@ void EtaBlocks(const PlanesF& planes, size_t count, const double* theta, double 
   }
 }
 
-// ∇ν alone for GUMBEL (1 + ln u, as GumbelF computes it): half the logarithms.
-PERTURBD_VECTOR_CLONES
-void GumbelGradPlanesF(const PlanesF& u, size_t nq, PlanesF& grad) {
-  for (int p = 0; p < 4; ++p) {
-    const float* __restrict up = u.v[p];
-    float* __restrict gp = grad.v[p];
-#pragma omp simd
-    for (size_t j = 0; j < nq; ++j) gp[j] = 1.0f + noise_math::LogF(up[j]);
-  }
-}
-
 // FillNoise for row.single: the chunk loop of FillNoise on float planes. With theta, the Z
-// planes go out as η (EtaBlocks) instead of as z; an empty z asks for ∇ν alone.
+// planes go out as η (EtaBlocks) instead of as z.
 void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu,
                      const double* theta = nullptr, double epsilon = 0.0, bool f32 = false) {
   PlanesF u, zp, gp;
-  const bool want_z = !z.empty();
-  const bool want_grad = !grad_nu.empty();
-  const size_t d = want_z ? z.size() : grad_nu.size();
+  const size_t d = z.size();
   const bool flip = NoiseFlipped(row);
   const bool normal = row.distribution == NoiseDistribution::kNormal;
+  const bool want_grad = !grad_nu.empty();
   constexpr size_t kChunk = 4 * kChunkQuads;
   for (size_t start = 0; start < d; start += kChunk) {
     const size_t count = std::min(kChunk, d - start);
@@ -327,14 +315,12 @@ void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<doubl
                     flip && !normal ? 0xFFFFFFFFu : 0u, u);
     if (normal) {
       NormalPlanesF(u, quads, flip ? -1.0f : 1.0f, zp);
-    } else if (want_z) {
-      GumbelPlanesF(u, quads, zp, gp);
     } else {
-      GumbelGradPlanesF(u, quads, gp);
+      GumbelPlanesF(u, quads, zp, gp);
     }
     if (theta != nullptr) {
       EtaBlocks(zp, count, theta + start, epsilon, f32, z.data() + start);
-    } else if (want_z) {
+    } else {
       CopyBlocksF(zp, count, z.data() + start);
     }
     if (want_grad) CopyBlocksF(normal ? zp : gp, count, grad_nu.data() + start);
@@ -366,11 +352,6 @@ void FillNoiseEta(const NoiseRow& row, const double* theta, double epsilon, bool
                   absl::Span<double> eta, absl::Span<double> grad_nu) {
   assert(row.single);
   FillNoiseSingle(row, eta, grad_nu, theta, epsilon, f32);
-}
-
-void FillNoiseGrad(const NoiseRow& row, absl::Span<double> grad_nu) {
-  assert(row.single);
-  FillNoiseSingle(row, absl::Span<double>(), grad_nu);
 }
 
 void FillNoise(const NoiseRow& row, absl::Span<double> z, absl::Span<double> grad_nu) {

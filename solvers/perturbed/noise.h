@@ -209,10 +209,6 @@ PERTURBD_HOST_DEVICE double AdditiveEta(double theta, double epsilon, double z, 
   return f32 ? static_cast<double>(static_cast<float>(v)) : v;
 }
 
-// FillNoise's grad_nu alone, for a single-precision row (row.single): the same values, bit for
-// bit (GUMBEL takes one logarithm per coordinate instead of two).
-void FillNoiseGrad(const NoiseRow& row, absl::Span<double> grad_nu);
-
 // FillNoise followed by eta[i] = AdditiveEta(theta[i], epsilon, z[i], f32), without storing z,
 // for a single-precision row (row.single): the same η and ∇ν, bit for bit.
 void FillNoiseEta(const NoiseRow& row, const double* theta, double epsilon, bool f32,

@@ -701,6 +701,15 @@ constexpr int kMaxMisses = 3;
 // (1.0 passes 25–60 and costs more in exact keys than it saves in misses; 0 misses most).
 constexpr double kSpread = 0.5;
 
+// GUMBEL's ∇ν = 1 + ln u from the words, as GumbelF computes it.
+PERTURBD_ORACLE_VECTOR_CLONES
+void GumbelGradFromWords(const uint32_t* __restrict words, size_t d, double* __restrict grad) {
+#pragma omp simd
+  for (size_t i = 0; i < d; ++i) {
+    grad[i] = static_cast<double>(1.0f + noise_math::LogF(noise_internal::UniformOpenF(words[i])));
+  }
+}
+
 }  // namespace
 
 void NoiseSelector::PrepareBounds() {
@@ -782,6 +791,11 @@ void NoiseSelector::KeyBounds(const NoiseRow& row, const double* theta, double e
       for (size_t i = whole; i < d; i += 16) block_max[i / 16] = MaxOf(key_hi + i, 16);
     }
   }
+}
+
+void NoiseSelector::GumbelGrad(absl::Span<double> grad_nu) const {
+  assert(grad_nu.size() == d_);
+  GumbelGradFromWords(words_.data(), d_, grad_nu.data());
 }
 
 size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta, double epsilon,

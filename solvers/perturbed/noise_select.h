@@ -73,6 +73,10 @@ class NoiseSelector {
                 Sense sense, SparseVector& y, double* eta,
                 absl::Span<const int32_t> also_exact = {}, bool same_row = false);
 
+  // grad_nu[i] = ∇ν(Z_i) = 1 + ln u_i (i < d) of the last Select's row, GUMBEL noise, from the
+  // words that Select drew: FillNoise's ∇ν bit for bit, without Philox or the log of Z.
+  void GumbelGrad(absl::Span<double> grad_nu) const;
+
   // How many Select calls were decided by a row's threshold (tests).
   size_t threshold_samples() const { return threshold_samples_; }
 

@@ -43,6 +43,25 @@ TEST(NoiseWords, ExactNoiseFromWordsIsFillNoiseBitForBit) {
   }
 }
 
+// The selector's GUMBEL ∇ν from the words of its last row against FillNoise's, bit for bit.
+TEST(NoiseSelector, GumbelGradFromTheRowsWordsIsFillNoisesScore) {
+  for (size_t d : {64u, 100u, 513u, 1000u}) {
+    NoiseSelector selector(d, 3);
+    std::vector<double> theta(d, 0.0);
+    for (size_t i = 0; i < d; ++i) theta[i] = std::sin(0.37 * static_cast<double>(i));
+    for (uint32_t sample : {0u, 1u, 6u}) {  // sample 1 is the flipped one of a pair
+      const NoiseRow row = Row(7, 1, sample, NoiseDistribution::kGumbel, /*antithetic=*/true);
+      SparseVector y(static_cast<int64_t>(d));
+      std::vector<double> eta(d);
+      selector.Select(row, theta, 0.5, true, Sense::kMaximize, y, eta.data());
+      std::vector<double> z(d), g(d), grad(d);
+      FillNoise(row, absl::MakeSpan(z), absl::MakeSpan(g));
+      selector.GumbelGrad(absl::MakeSpan(grad));
+      ASSERT_EQ(grad, g) << "d=" << d << " sample=" << sample;
+    }
+  }
+}
+
 struct Case {
   size_t d;
   size_t k;
