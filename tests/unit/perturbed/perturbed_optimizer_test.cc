@@ -455,7 +455,7 @@ TEST_F(PerturbedTest, SelectionForwardEqualsTheFullPassBitForBit) {
           forward.solution_stderr = true;
           forward.samples = true;
           // The full pass (FillNoise, η, the oracle) through WithoutSelection; a VJP takes the
-          // selector's y with FillNoiseGrad's ∇ν.
+          // selector's y with NoiseSelector::GumbelGrad's ∇ν (GUMBEL).
           const WithoutSelection plain(*oracle);
           PerturbedRequest full = forward;
           full.oracle = &plain;
