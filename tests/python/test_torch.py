@@ -137,6 +137,37 @@ def test_no_grad_and_half_precision(client):
     assert h.dtype == torch.float16
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_gradients_follow_float32(client, dtype):
+    # float16/bfloat16 travel as float32, so outputs and gradients are the float32 ones rounded
+    # to θ's dtype (the copies back go through numpy, which has no bfloat16). θ, g and the
+    # weights are exact in both dtypes and the weights are powers of two: equality is exact.
+    theta32 = _theta((3, 6), torch.float32, seed=4).to(dtype).float()
+    g = torch.arange(18, dtype=torch.float32).reshape(3, 6) / 8 - 1
+    w = torch.tensor([1.0, -2.0, 0.5])
+    kw = dict(epsilon=0.5, num_samples=200, seed=8)
+    layer = PerturbedOptimizer(client, problems.TopK(2), **kw)
+    x = theta32.clone().requires_grad_()
+    want = layer(x)
+    want.backward(g)
+    t = theta32.to(dtype).requires_grad_()
+    y = layer(t)
+    y.backward(g.to(dtype))
+    assert y.dtype == dtype and t.grad.dtype == dtype
+    assert torch.equal(y, want.detach().to(dtype))
+    assert torch.equal(t.grad, x.grad.to(dtype))
+    target = torch.zeros(3, 6)
+    target[:, 1] = 1
+    fy = FenchelYoungLoss(client, problems.TopK(2), reduction="none", **kw)
+    x = theta32.clone().requires_grad_()
+    (fy(x, target) * w).sum().backward()
+    t = theta32.to(dtype).requires_grad_()
+    loss = fy(t, target.to(dtype))
+    (loss * w.to(dtype)).sum().backward()
+    assert loss.dtype == dtype and t.grad.dtype == dtype
+    assert torch.equal(t.grad, x.grad.to(dtype))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_tensors(client):
     layer = PerturbedOptimizer(client, problems.TopK(2), epsilon=0.5, num_samples=100, seed=2)

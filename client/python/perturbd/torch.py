@@ -32,6 +32,7 @@ Conventions:
   ``client.stream()`` directly; these layers are synchronous.
 """
 
+import numpy as np
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -58,9 +59,16 @@ def _to_numpy(t):
 
 
 def _to_torch(a, like):
-    # The decoded arrays are read-only views over response bytes; torch.tensor copies them.
-    out = torch.tensor(a, device=like.device)
-    return out if out.dtype == like.dtype else out.to(like.dtype)
+    # The decoded arrays are read-only views over response bytes, so they are copied: by numpy
+    # (one thread), not torch.tensor, whose parallel copy wakes torch's OpenMP workers, which
+    # then spin for milliseconds on the cores a loopback server is solving on.
+    out = torch.from_numpy(np.array(a))
+    if out.dtype != like.dtype:
+        out = out.to(like.dtype)
+    return out if like.device.type == "cpu" else out.to(like.device)
+
+
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
 
 class _NoiseSettings:
@@ -182,8 +190,13 @@ class _FenchelYoungFunction(torch.autograd.Function):
     def backward(ctx, grad_output):
         (loss_grad,) = ctx.saved_tensors
         # loss [B] -> loss_grad [B, d]; loss [] -> loss_grad [d].
-        grad = grad_output.unsqueeze(-1) * loss_grad if grad_output.dim() else \
-            grad_output * loss_grad
+        g = grad_output.unsqueeze(-1) if grad_output.dim() else grad_output
+        if (loss_grad.device.type == "cpu" and g.device.type == "cpu"
+                and loss_grad.dtype in _NUMPY_FLOATS and g.dtype == loss_grad.dtype):
+            # numpy, for the reason of _to_torch: no OpenMP workers left spinning.
+            grad = torch.from_numpy(g.detach().numpy() * loss_grad.numpy())
+        else:
+            grad = g * loss_grad
         return grad, None, None, None, None, None
 
 
