@@ -8,6 +8,7 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#include <random>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -37,6 +38,7 @@ struct Workload {
   uint32_t samples;
   NoiseDistribution dist;
   double eps;
+  bool gaussian_theta = false;  // θ ~ N(0, 1), as the end-to-end benchmark's (else sin 0.37i)
 };
 
 const std::vector<Workload>& Workloads() {
@@ -48,6 +50,10 @@ const std::vector<Workload>& Workloads() {
        NoiseDistribution::kNormal, 0.1},
       {"grid30", GridShortestPathSpec{.rows = 30, .cols = 30}, 900, 4, 20,
        NoiseDistribution::kNormal, 0.1},
+      // 5, 6: argmax and top-k on the end-to-end benchmark's θ (torch.randn): fewer
+      // coordinates near the top than sin(0.37i), which crowds at ±1.
+      {"argmax N(0,1)", ArgmaxSpec{}, 1000, 64, 100, NoiseDistribution::kGumbel, 0.5, true},
+      {"top_k N(0,1)", TopKSpec{.k = 10}, 1000, 64, 100, NoiseDistribution::kNormal, 0.5, true},
   };
   return *w;
 }
@@ -56,6 +62,12 @@ std::vector<double> Theta(const Workload& w) {
   // Warcraft-like costs for the grids, smooth scores elsewhere.
   static const double kTerrain[] = {0.8, 1.2, 5.3, 7.7, 9.2};
   std::vector<double> theta(static_cast<size_t>(w.batch * w.d));
+  if (w.gaussian_theta) {
+    std::mt19937_64 rng(0);
+    std::normal_distribution<double> normal;
+    for (double& t : theta) t = normal(rng);
+    return theta;
+  }
   const bool grid = std::holds_alternative<GridShortestPathSpec>(w.spec);
   for (size_t i = 0; i < theta.size(); ++i) {
     theta[i] = grid ? kTerrain[(i * 7 + i / 13) % 5] : std::sin(0.37 * static_cast<double>(i));
@@ -101,7 +113,7 @@ void BM_Request(benchmark::State& state) {
 }
 BENCHMARK(BM_Request)
     ->ArgNames({"workload", "mode", "threads", "f32"})
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1, 2}, {1, 2}, {0, 1}})
+    ->ArgsProduct({{0, 1, 2, 3, 4, 5, 6}, {0, 1, 2}, {1, 2}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
