@@ -311,11 +311,11 @@ void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<doubl
     const size_t full_blocks = count / (4 * kBlockQuads);
     const size_t rest = count - full_blocks * 4 * kBlockQuads;
     const size_t needed = full_blocks * kBlockQuads + std::min(kBlockQuads, rest);
-    // Past one block, whole vectors of sixteen quads (≤ kChunkQuads): the transforms' scalar
-    // and 8-lane remainder loops took more than half of a d = 100 row (28 quads: 16 + 8 + 4
-    // scalar). The extra quads are computed and ignored; each lane's bits are its own. Up to
-    // one block (d ≤ 32) the remainder loops are cheaper than a vector of sixteen.
-    const size_t quads = needed <= kBlockQuads ? needed : (needed + 15) / 16 * 16;
+    // Past one block, whole blocks of eight quads: the transforms' scalar remainder loop took
+    // more than half of a d = 100 row (28 quads: 16 + 8 + 4 scalar). The extra quads are
+    // computed and ignored; each lane's bits are its own. Up to one block (d ≤ 32) the scalar
+    // loop is cheaper than a vector.
+    const size_t quads = needed <= kBlockQuads ? needed : (needed + 7) / 8 * 8;
     PhiloxUniformsF(row, static_cast<uint32_t>(start / 4), quads,
                     flip && !normal ? 0xFFFFFFFFu : 0u, u);
     if (normal) {

@@ -154,7 +154,7 @@ TEST(NoiseMath, SinCos2PiMatchesLibm) {
 // FillNoise's Z and ∇ν of a row against the scalar NoiseQuad (and NoiseLane for single rows),
 // bit for bit, for d = 1500 (several chunks and a ragged tail), 1088 (ends on 16 quads: the
 // Philox kernel's two-chain step after its four-chain ones), 100 and 13 (rows of 28 and 8
-// quads, drawn as whole vectors of 16).
+// quads: 28 drawn as 32).
 void ExpectScalarReferences(const NoiseRow& row) {
   for (const size_t d : {1500u, 1088u, 100u, 13u}) {
     std::vector<double> g;
