@@ -445,6 +445,46 @@ __attribute__((target("avx512f"))) void NormalKeyBoundsAvx512(
   NormalScanAvx512(t, words, n, sign, z_sign, sink);
 }
 
+// AboveAvx512 for NORMAL words with a looser bound and half the radius lookups. The bound
+// that Above compares, w = sign·Z bound = ±fl(r·a) (+ when NeedsUpper), takes r_hi where it
+// is ≥ 0 and r_lo where it is ≤ 0; max(±fl(r_hi·a), 0) is the same where the first is and an
+// upper bound (0) where the second is. So it passes the same coordinates, and those with
+// need_i ≤ 0 whatever their bound (θ_i alone reaches T_row: a handful a row, and exact keys
+// are computed for candidates anyway).
+__attribute__((target("avx512f"))) size_t NormalAboveAvx512(const BucketBounds& t,
+                                                            const uint32_t* words, size_t n,
+                                                            bool upper, const float* need,
+                                                            int32_t* out) {
+  const Table64 radius_hi = LoadTable64(t.radius_hi);
+  const float* cos_t = upper ? t.cos_hi : t.cos_lo;
+  const float* sin_t = upper ? t.sin_hi : t.sin_lo;
+  const __m512 cos0 = _mm512_loadu_ps(cos_t), cos1 = _mm512_loadu_ps(cos_t + 16);
+  const __m512 sin0 = _mm512_loadu_ps(sin_t), sin1 = _mm512_loadu_ps(sin_t + 16);
+  const __m512i flip = _mm512_set1_epi32(upper ? 0 : static_cast<int32_t>(0x80000000u));
+  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  constexpr __mmask16 kSin = 0xFF00;  // the upper eight lanes take sin
+  size_t m = 0;
+  for (size_t i = 0; i < n; i += 16) {
+    const __m512i w = _mm512_loadu_si512(words + i);
+    const __m512i x0 = _mm512_shuffle_i64x2(w, w, 0x44);  // words 0..7 in both halves
+    const __m512i x1 = _mm512_shuffle_i64x2(w, w, 0xEE);  // words 8..15 in both halves
+    const __m512 r_hi = Lookup64(radius_hi, LogBucket16(_mm512_srli_epi32(x0, 9)));
+    const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
+    const __m512 a = _mm512_mask_blend_ps(kSin, _mm512_permutex2var_ps(cos0, ab, cos1),
+                                          _mm512_permutex2var_ps(sin0, ab, sin1));
+    const __m512 bound = _mm512_max_ps(
+        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(r_hi, a)), flip)),
+        _mm512_setzero_ps());
+    const __mmask16 pass = _mm512_cmp_ps_mask(bound, _mm512_loadu_ps(need + i), _CMP_GE_OQ);
+    const __m512i idx = _mm512_maskz_compress_epi32(
+        pass, _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(i))));
+    const int c = __builtin_popcount(pass);
+    _mm512_mask_storeu_epi32(out + m, static_cast<__mmask16>((1u << c) - 1), idx);
+    m += static_cast<size_t>(c);
+  }
+  return m;
+}
+
 // The coordinates i < n (a multiple of 16) whose sign·Z bound is ≥ need[i], into out.
 __attribute__((target("avx512f"))) size_t AboveAvx512(const BucketBounds& t, const NoiseRow& row,
                                                       const uint32_t* words, size_t n, double sign,
@@ -453,10 +493,9 @@ __attribute__((target("avx512f"))) size_t AboveAvx512(const BucketBounds& t, con
                  0};
   if (row.distribution == NoiseDistribution::kGumbel) {
     GumbelScanAvx512(t, words, n, sign, sink);
-  } else {
-    NormalScanAvx512(t, words, n, sign, NormalZSign(row), sink);
+    return sink.n;
   }
-  return sink.n;
+  return NormalAboveAvx512(t, words, n, NeedsUpper(sign, NormalZSign(row)), need, out);
 }
 
 // ChooseSeeds with R = ⌈k/8⌉ lane registers; the same seeds. The k largest of the 8R slots are

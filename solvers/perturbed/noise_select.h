@@ -21,7 +21,8 @@
 // (their spread), and per coordinate the least Z bound that can reach it, need_i, once in
 // float rounded down with slack for every rounding of fl(θ + ε·z) (Needs). A later sample's
 // candidates are the coordinates whose sign·Z bound is ≥ need_i — a compare of floats straight
-// from the table lookup, no keys formed, stored or seeded — and when at least k of their exact
+// from the table lookup, no keys formed, stored or seeded (NORMAL: the bound max(±fl(r_hi·a),
+// 0), one radius lookup; looser only where the bound is ≤ 0) — and when at least k of their exact
 // keys are ≥ T_row, the k best of them are the k best of the row (any key outside is < T_row).
 // A sample with fewer falls back to steps 1–3 and lowers T_row; the threshold is dropped for
 // the row after a few such misses, or when it lets too many coordinates through.
