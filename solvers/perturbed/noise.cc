@@ -67,12 +67,34 @@ void PhiloxWordsGeneric(const NoiseRow& row, uint32_t q0, size_t nq, Words& w) {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+// Where a step's eight words of lane p of quads q .. q + 7 go: the planes of Words, or
+// NoiseWords' coordinate order (a block of 8 quads is 32 coordinates, lane p its 8p .. 8p + 7)
+// with the antithetic GUMBEL complement.
+struct PlaneStore {
+  Words& w;
+  __attribute__((target("avx512f"), always_inline)) void operator()(int p, size_t q,
+                                                                    __m256i v) const {
+    _mm256_store_si256(reinterpret_cast<__m256i*>(&w.v[p][q]), v);
+  }
+};
+struct CoordinateStore {
+  uint32_t* out;  // the chunk's first coordinate
+  uint32_t complement;
+  __attribute__((target("avx512f"), always_inline)) void operator()(int p, size_t q,
+                                                                    __m256i v) const {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 4 * q + 8 * static_cast<size_t>(p)),
+                        _mm256_xor_si256(v, _mm256_set1_epi32(static_cast<int>(complement))));
+  }
+};
+
 // The 8·H quads q0 + j .. of one step: H independent chains hide vpmuludq's latency. The
 // loops are unrolled by pragma: left rolled, GCC keeps the chains' registers in memory
 // (four chains were then 40 % slower than two; unrolled, 10 % faster).
-template <int H>
-__attribute__((target("avx512f"), always_inline)) inline void PhiloxStepAvx512(
-    const NoiseRow& row, uint32_t q0, size_t j, Words& w) {
+template <int H, typename Store>
+__attribute__((target("avx512f"), always_inline)) inline void PhiloxStepAvx512(const NoiseRow& row,
+                                                                               uint32_t q0,
+                                                                               size_t j,
+                                                                               const Store& store) {
   using philox_internal::kMul0;
   using philox_internal::kMul1;
   using philox_internal::kWeyl0;
@@ -113,8 +135,7 @@ __attribute__((target("avx512f"), always_inline)) inline void PhiloxStepAvx512(
   for (int p = 0; p < 4; ++p) {
 #pragma GCC unroll 8
     for (int h = 0; h < H; ++h) {
-      _mm256_store_si256(reinterpret_cast<__m256i*>(&w.v[p][j + 8 * static_cast<size_t>(h)]),
-                         _mm512_cvtepi64_epi32(planes[p][h]));
+      store(p, j + 8 * static_cast<size_t>(h), _mm512_cvtepi64_epi32(planes[p][h]));
     }
   }
 }
@@ -127,9 +148,22 @@ __attribute__((target("avx512f"), always_inline)) inline void PhiloxStepAvx512(
 // compare them).
 __attribute__((target("avx512f"))) void PhiloxWordsAvx512(const NoiseRow& row, uint32_t q0,
                                                           size_t nq, Words& w) {
+  const PlaneStore store{w};
   size_t j = 0;
-  for (; j + 8 * 4 <= nq; j += 8 * 4) PhiloxStepAvx512<4>(row, q0, j, w);
-  for (; j < nq; j += 16) PhiloxStepAvx512<2>(row, q0, j, w);
+  for (; j + 8 * 4 <= nq; j += 8 * 4) PhiloxStepAvx512<4>(row, q0, j, store);
+  for (; j < nq; j += 16) PhiloxStepAvx512<2>(row, q0, j, store);
+}
+
+// NoiseWords' chunk of nq quads (a multiple of 8) from quad q0, straight into coordinate
+// order: exactly nq quads (out has no room past them).
+__attribute__((target("avx512f"))) void PhiloxCoordinatesAvx512(const NoiseRow& row, uint32_t q0,
+                                                                size_t nq, uint32_t complement,
+                                                                uint32_t* out) {
+  const CoordinateStore store{out, complement};
+  size_t j = 0;
+  for (; j + 8 * 4 <= nq; j += 8 * 4) PhiloxStepAvx512<4>(row, q0, j, store);
+  for (; j + 8 * 2 <= nq; j += 8 * 2) PhiloxStepAvx512<2>(row, q0, j, store);
+  if (j < nq) PhiloxStepAvx512<1>(row, q0, j, store);
 }
 #pragma GCC diagnostic pop
 #endif
@@ -340,6 +374,15 @@ void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words) {
       NoiseFlipped(row) && row.distribution == NoiseDistribution::kGumbel ? 0xFFFFFFFFu : 0u;
   constexpr size_t kChunk = 4 * kChunkQuads;
   const size_t padded = (d + 31) / 32 * 32;
+#ifdef PERTURBD_PHILOX_AVX512
+  if (CpuHasAvx512F()) {
+    for (size_t start = 0; start < padded; start += kChunk) {
+      PhiloxCoordinatesAvx512(row, static_cast<uint32_t>(start / 4),
+                              std::min(kChunk, padded - start) / 4, complement, words + start);
+    }
+    return;
+  }
+#endif
   for (size_t start = 0; start < padded; start += kChunk) {
     const size_t count = std::min(kChunk, padded - start);  // whole blocks of 8 quads
     PhiloxWords(row, static_cast<uint32_t>(start / 4), count / 4, w);
