@@ -59,7 +59,7 @@ const std::vector<Workload>& Workloads() {
 }
 
 std::vector<double> Theta(const Workload& w) {
-  // Warcraft-like costs for the grids, smooth scores elsewhere.
+  // Warcraft-like costs for the grids, N(0, 1) where asked, else smooth scores.
   static const double kTerrain[] = {0.8, 1.2, 5.3, 7.7, 9.2};
   std::vector<double> theta(static_cast<size_t>(w.batch * w.d));
   if (w.gaussian_theta) {

@@ -33,8 +33,8 @@ struct Planes {
   alignas(64) double v[4][kChunkQuads];
 };
 
-// The Philox words of a chunk, planar: w.v[p][j] = word p of quad q0 + j, for j < nq rounded
-// up to a multiple of 16 (≤ kChunkQuads; the extra quads are computed and ignored).
+// The Philox words of a chunk, planar: w.v[p][j] = word p of quad q0 + j, for j < nq (the
+// AVX-512 kernel rounds nq up to a multiple of 8, ≤ kChunkQuads; the extra quads are ignored).
 struct Words {
   alignas(64) uint32_t v[4][kChunkQuads];
 };
@@ -146,24 +146,27 @@ __attribute__((target("avx512f"), always_inline)) inline void PhiloxStepAvx512(c
 // lanes collect garbage (a product's high word, xored along), which vpmuludq ignores and the
 // final vpmovqd drops. Integer arithmetic, so the same bits as Philox4x32_10 (the tests
 // compare them).
-__attribute__((target("avx512f"))) void PhiloxWordsAvx512(const NoiseRow& row, uint32_t q0,
-                                                          size_t nq, Words& w) {
-  const PlaneStore store{w};
-  size_t j = 0;
-  for (; j + 8 * 4 <= nq; j += 8 * 4) PhiloxStepAvx512<4>(row, q0, j, store);
-  for (; j < nq; j += 16) PhiloxStepAvx512<2>(row, q0, j, store);
-}
-
-// NoiseWords' chunk of nq quads (a multiple of 8) from quad q0, straight into coordinate
-// order: exactly nq quads (out has no room past them).
-__attribute__((target("avx512f"))) void PhiloxCoordinatesAvx512(const NoiseRow& row, uint32_t q0,
-                                                                size_t nq, uint32_t complement,
-                                                                uint32_t* out) {
-  const CoordinateStore store{out, complement};
+// The nq quads from q0 into store: steps of four chains, then two, then one, so exactly the
+// quads up to a multiple of 8 (NoiseWords' coordinates have no room past them).
+template <typename Store>
+__attribute__((target("avx512f"), always_inline)) inline void PhiloxStepsAvx512(
+    const NoiseRow& row, uint32_t q0, size_t nq, const Store& store) {
   size_t j = 0;
   for (; j + 8 * 4 <= nq; j += 8 * 4) PhiloxStepAvx512<4>(row, q0, j, store);
   for (; j + 8 * 2 <= nq; j += 8 * 2) PhiloxStepAvx512<2>(row, q0, j, store);
-  if (j < nq) PhiloxStepAvx512<1>(row, q0, j, store);
+  for (; j < nq; j += 8) PhiloxStepAvx512<1>(row, q0, j, store);
+}
+
+__attribute__((target("avx512f"))) void PhiloxWordsAvx512(const NoiseRow& row, uint32_t q0,
+                                                          size_t nq, Words& w) {
+  PhiloxStepsAvx512(row, q0, nq, PlaneStore{w});
+}
+
+// NoiseWords' chunk of nq quads (a multiple of 8) from quad q0, straight into coordinate order.
+__attribute__((target("avx512f"))) void PhiloxCoordinatesAvx512(const NoiseRow& row, uint32_t q0,
+                                                                size_t nq, uint32_t complement,
+                                                                uint32_t* out) {
+  PhiloxStepsAvx512(row, q0, nq, CoordinateStore{out, complement});
 }
 #pragma GCC diagnostic pop
 #endif

@@ -360,6 +360,33 @@ __attribute__((target("avx512f"))) inline void GumbelScanAvx512(const BucketBoun
   }
 }
 
+// The cos / sin bound tables (hi when `upper`, else lo) of a NORMAL scan in registers, and the
+// angle bound of a group's sixteen lanes: lanes 0..7 cos, 8..15 sin of the angle words 8..15.
+struct AngleTables {
+  __m512 cos0, cos1, sin0, sin1;
+};
+
+__attribute__((target("avx512f"))) inline AngleTables LoadAngleTables(const BucketBounds& t,
+                                                                      bool upper) {
+  const float* cos_t = upper ? t.cos_hi : t.cos_lo;
+  const float* sin_t = upper ? t.sin_hi : t.sin_lo;
+  return {_mm512_loadu_ps(cos_t), _mm512_loadu_ps(cos_t + 16), _mm512_loadu_ps(sin_t),
+          _mm512_loadu_ps(sin_t + 16)};
+}
+
+// w: a group's sixteen words; the radius index of each lane (words 0..7 in both halves) into
+// *radius_index, the angle bound returned.
+__attribute__((target("avx512f"))) inline __m512 AngleBound16(const AngleTables& a, __m512i w,
+                                                              __m512i* radius_index) {
+  constexpr __mmask16 kSin = 0xFF00;                    // the upper eight lanes take sin
+  const __m512i x0 = _mm512_shuffle_i64x2(w, w, 0x44);  // words 0..7 in both halves
+  const __m512i x1 = _mm512_shuffle_i64x2(w, w, 0xEE);  // words 8..15 in both halves
+  *radius_index = _mm512_srli_epi32(x0, 9);
+  const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
+  return _mm512_mask_blend_ps(kSin, _mm512_permutex2var_ps(a.cos0, ab, a.cos1),
+                              _mm512_permutex2var_ps(a.sin0, ab, a.sin1));
+}
+
 // NormalZBounds for the groups of 16 in i < n, n a multiple of 16, into sink(i, z).
 template <typename Sink>
 __attribute__((target("avx512f"))) inline void NormalScanAvx512(const BucketBounds& t,
@@ -369,22 +396,13 @@ __attribute__((target("avx512f"))) inline void NormalScanAvx512(const BucketBoun
   const Table64 radius_lo = LoadTable64(t.radius_lo);
   const Table64 radius_hi = LoadTable64(t.radius_hi);
   const bool upper = NeedsUpper(sign, z_sign);
-  const float* cos_t = upper ? t.cos_hi : t.cos_lo;
-  const float* sin_t = upper ? t.sin_hi : t.sin_lo;
-  const __m512 cos0 = _mm512_loadu_ps(cos_t), cos1 = _mm512_loadu_ps(cos_t + 16);
-  const __m512 sin0 = _mm512_loadu_ps(sin_t), sin1 = _mm512_loadu_ps(sin_t + 16);
-  constexpr __mmask16 kSin = 0xFF00;  // the upper eight lanes take sin
+  const AngleTables angles = LoadAngleTables(t, upper);
   for (size_t i = 0; i < n; i += 16) {
-    const __m512i w = _mm512_loadu_si512(words + i);
-    const __m512i x0 = _mm512_shuffle_i64x2(w, w, 0x44);  // words 0..7 in both halves
-    const __m512i x1 = _mm512_shuffle_i64x2(w, w, 0xEE);  // words 8..15 in both halves
-    const __m512i rb = LogBucket16(_mm512_srli_epi32(x0, 9));
+    __m512i radius_index;
+    const __m512 a = AngleBound16(angles, _mm512_loadu_si512(words + i), &radius_index);
+    const __m512i rb = LogBucket16(radius_index);
     const __m512 r_lo = Lookup64(radius_lo, rb);
     const __m512 r_hi = Lookup64(radius_hi, rb);
-    const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
-    const __m512 c = _mm512_permutex2var_ps(cos0, ab, cos1);
-    const __m512 s = _mm512_permutex2var_ps(sin0, ab, sin1);
-    const __m512 a = _mm512_mask_blend_ps(kSin, c, s);
     // ProductHi / ProductLo: the radius bound the sign of a selects.
     const __mmask16 a_nonneg = _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GE_OQ);
     const __m512 r = upper ? _mm512_mask_blend_ps(a_nonneg, r_lo, r_hi)
@@ -413,7 +431,10 @@ struct AboveSink {
   int32_t* out;
   size_t n;
   __attribute__((target("avx512f"))) void operator()(size_t i, __m512 z) {
-    const __m512 w = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(z), flip));
+    Add(i, _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(z), flip)));
+  }
+  // The lanes of group i whose sign·Z bound w is ≥ need.
+  __attribute__((target("avx512f"))) void Add(size_t i, __m512 w) {
     const __mmask16 pass = _mm512_cmp_ps_mask(w, _mm512_loadu_ps(need + i), _CMP_GE_OQ);
     // No branch on pass: a third of the vectors or so hold a candidate, unpredictably.
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -451,38 +472,20 @@ __attribute__((target("avx512f"))) void NormalKeyBoundsAvx512(
 // upper bound (0) where the second is. So it passes the same coordinates, and those with
 // need_i ≤ 0 whatever their bound (θ_i alone reaches T_row: a handful a row, and exact keys
 // are computed for candidates anyway).
-__attribute__((target("avx512f"))) size_t NormalAboveAvx512(const BucketBounds& t,
-                                                            const uint32_t* words, size_t n,
-                                                            bool upper, const float* need,
-                                                            int32_t* out) {
+__attribute__((target("avx512f"))) void NormalAboveAvx512(const BucketBounds& t,
+                                                          const uint32_t* words, size_t n,
+                                                          bool upper, AboveSink& sink) {
   const Table64 radius_hi = LoadTable64(t.radius_hi);
-  const float* cos_t = upper ? t.cos_hi : t.cos_lo;
-  const float* sin_t = upper ? t.sin_hi : t.sin_lo;
-  const __m512 cos0 = _mm512_loadu_ps(cos_t), cos1 = _mm512_loadu_ps(cos_t + 16);
-  const __m512 sin0 = _mm512_loadu_ps(sin_t), sin1 = _mm512_loadu_ps(sin_t + 16);
+  const AngleTables angles = LoadAngleTables(t, upper);
   const __m512i flip = _mm512_set1_epi32(upper ? 0 : static_cast<int32_t>(0x80000000u));
-  const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  constexpr __mmask16 kSin = 0xFF00;  // the upper eight lanes take sin
-  size_t m = 0;
   for (size_t i = 0; i < n; i += 16) {
-    const __m512i w = _mm512_loadu_si512(words + i);
-    const __m512i x0 = _mm512_shuffle_i64x2(w, w, 0x44);  // words 0..7 in both halves
-    const __m512i x1 = _mm512_shuffle_i64x2(w, w, 0xEE);  // words 8..15 in both halves
-    const __m512 r_hi = Lookup64(radius_hi, LogBucket16(_mm512_srli_epi32(x0, 9)));
-    const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
-    const __m512 a = _mm512_mask_blend_ps(kSin, _mm512_permutex2var_ps(cos0, ab, cos1),
-                                          _mm512_permutex2var_ps(sin0, ab, sin1));
-    const __m512 bound = _mm512_max_ps(
-        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(r_hi, a)), flip)),
-        _mm512_setzero_ps());
-    const __mmask16 pass = _mm512_cmp_ps_mask(bound, _mm512_loadu_ps(need + i), _CMP_GE_OQ);
-    const __m512i idx = _mm512_maskz_compress_epi32(
-        pass, _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int32_t>(i))));
-    const int c = __builtin_popcount(pass);
-    _mm512_mask_storeu_epi32(out + m, static_cast<__mmask16>((1u << c) - 1), idx);
-    m += static_cast<size_t>(c);
+    __m512i radius_index;
+    const __m512 a = AngleBound16(angles, _mm512_loadu_si512(words + i), &radius_index);
+    const __m512 r_hi = Lookup64(radius_hi, LogBucket16(radius_index));
+    const __m512 w =
+        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(r_hi, a)), flip));
+    sink.Add(i, _mm512_max_ps(w, _mm512_setzero_ps()));
   }
-  return m;
 }
 
 // The coordinates i < n (a multiple of 16) whose sign·Z bound is ≥ need[i], into out.
@@ -493,9 +496,10 @@ __attribute__((target("avx512f"))) size_t AboveAvx512(const BucketBounds& t, con
                  0};
   if (row.distribution == NoiseDistribution::kGumbel) {
     GumbelScanAvx512(t, words, n, sign, sink);
-    return sink.n;
+  } else {
+    NormalAboveAvx512(t, words, n, NeedsUpper(sign, NormalZSign(row)), sink);
   }
-  return NormalAboveAvx512(t, words, n, NeedsUpper(sign, NormalZSign(row)), need, out);
+  return sink.n;
 }
 
 // ChooseSeeds with R = ⌈k/8⌉ lane registers; the same seeds. The k largest of the 8R slots are
