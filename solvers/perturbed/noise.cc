@@ -372,7 +372,6 @@ void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<doubl
 }  // namespace
 
 void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words) {
-  Words w;
   const uint32_t complement =
       NoiseFlipped(row) && row.distribution == NoiseDistribution::kGumbel ? 0xFFFFFFFFu : 0u;
   constexpr size_t kChunk = 4 * kChunkQuads;
@@ -386,9 +385,11 @@ void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words) {
     return;
   }
 #endif
+  // Without AVX-512: the portable kernel's planes, copied into coordinate order.
+  Words w;
   for (size_t start = 0; start < padded; start += kChunk) {
     const size_t count = std::min(kChunk, padded - start);  // whole blocks of 8 quads
-    PhiloxWords(row, static_cast<uint32_t>(start / 4), count / 4, w);
+    PhiloxWordsGeneric(row, static_cast<uint32_t>(start / 4), count / 4, w);
     for (size_t g = 0; g < count / 32; ++g) {
       for (size_t p = 0; p < 4; ++p) {
         uint32_t* __restrict out = words + start + 32 * g + 8 * p;
