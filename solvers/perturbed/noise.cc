@@ -371,19 +371,21 @@ void FillNoiseSingle(const NoiseRow& row, absl::Span<double> z, absl::Span<doubl
 
 }  // namespace
 
-void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words) {
+void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words, bool vector_kernel) {
   const uint32_t complement =
       NoiseFlipped(row) && row.distribution == NoiseDistribution::kGumbel ? 0xFFFFFFFFu : 0u;
   constexpr size_t kChunk = 4 * kChunkQuads;
   const size_t padded = (d + 31) / 32 * 32;
 #ifdef PERTURBD_PHILOX_AVX512
-  if (CpuHasAvx512F()) {
+  if (vector_kernel && CpuHasAvx512F()) {
     for (size_t start = 0; start < padded; start += kChunk) {
       PhiloxCoordinatesAvx512(row, static_cast<uint32_t>(start / 4),
                               std::min(kChunk, padded - start) / 4, complement, words + start);
     }
     return;
   }
+#else
+  (void)vector_kernel;
 #endif
   // Without AVX-512: the portable kernel's planes, copied into coordinate order.
   Words w;

@@ -218,7 +218,8 @@ void FillNoiseEta(const NoiseRow& row, const double* theta, double epsilon, bool
 // word of lane NoiseLaneOf(i) of quad NoiseQuadOf(i), complemented for the second GUMBEL
 // sample of an antithetic pair, i.e. the word the single-precision transform of coordinate i
 // takes. `words` holds 32·⌈d/32⌉ entries (the padding lanes complete the last quads).
-void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words);
+// `vector_kernel` false: the portable kernel even on AVX-512 CPUs (the same words; tests).
+void NoiseWords(const NoiseRow& row, size_t d, uint32_t* words, bool vector_kernel = true);
 
 // Z[row, i] in single precision from NoiseWords' words (row.single): FillNoise's value, bit for
 // bit (the same scalar transforms). The two distributions apart, for loops over coordinates:

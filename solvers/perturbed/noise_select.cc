@@ -849,7 +849,7 @@ size_t NoiseSelector::Select(const NoiseRow& row, absl::Span<const double> theta
   const size_t d = d_;
   const size_t k = k_;
   const double* th = theta.data();
-  NoiseWords(row, d, words_.data());
+  NoiseWords(row, d, words_.data(), avx512_);
   if (!same_row) row_ = RowThreshold{};
   if (row_.armed) {
     size_t exact = 0;

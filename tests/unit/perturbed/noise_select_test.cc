@@ -34,8 +34,10 @@ TEST(NoiseWords, ExactNoiseFromWordsIsFillNoiseBitForBit) {
         const NoiseRow row = Row(99, 2, sample, dist, /*antithetic=*/true);
         std::vector<double> z(d);
         FillNoise(row, absl::MakeSpan(z), {});
-        std::vector<uint32_t> words((d + 31) / 32 * 32);
+        std::vector<uint32_t> words((d + 31) / 32 * 32), portable(words.size());
         NoiseWords(row, d, words.data());
+        NoiseWords(row, d, portable.data(), /*vector_kernel=*/false);
+        ASSERT_EQ(words, portable) << "d=" << d << " sample=" << sample;
         for (size_t i = 0; i < d; ++i) {
           ASSERT_EQ(static_cast<double>(NoiseFromWordsF(row, words.data(), i)), z[i])
               << "d=" << d << " i=" << i << " sample=" << sample;
