@@ -106,7 +106,7 @@ struct WireRequest {
 
 // Decodes a tensor that must have θ's shape (either float dtype) into `out`.
 absl::Status DecodeLikeTheta(const v1::Tensor& tensor, absl::string_view field,
-                             const TensorLayout& theta_layout, std::vector<double>& out) {
+                             const TensorLayout& theta_layout, DecodedValues& out) {
   ASSIGN_OR_RETURN(TensorLayout layout, InspectTensor(tensor, field));
   if (layout.shape != theta_layout.shape) {
     return absl::InvalidArgumentError(absl::StrCat(field, ".shape: must equal theta.shape ",
@@ -202,7 +202,7 @@ absl::StatusOr<std::unique_ptr<TranslatedRequest>> Translate(const WireRequest& 
   t->single_instance = single;
   t->theta.resize(static_cast<size_t>(theta_layout.num_elements));
   RETURN_IF_ERROR(DecodeTensorValues(*wire.theta, theta_layout, "theta", absl::MakeSpan(t->theta)));
-  std::vector<double>& second = wire.second_field == "targets" ? t->targets : t->cotangent;
+  DecodedValues& second = wire.second_field == "targets" ? t->targets : t->cotangent;
   if (wire.second != nullptr) {
     RETURN_IF_ERROR(DecodeLikeTheta(*wire.second, wire.second_field, theta_layout, second));
   }

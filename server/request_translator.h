@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -58,6 +59,27 @@ inline constexpr absl::string_view kRejectReasonPayload = "type.perturbd/reject_
 // The limit named by a status's `kRejectReasonPayload`, or "" when it has none.
 std::string RejectReason(const absl::Status& status);
 
+// A std::allocator whose value-initialisation (`resize`) leaves doubles uninitialised: the
+// decoded tensors are overwritten in full, and zero-filling a 64 × 1000 θ first was a pass of
+// its own over 512 KB.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) {
+      ::new (static_cast<void*>(p)) U;
+    } else {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  }
+};
+using DecodedValues = std::vector<double, DefaultInitAllocator<double>>;
+
 class TranslatedRequest {
  public:
   TranslatedRequest() = default;
@@ -65,9 +87,9 @@ class TranslatedRequest {
   TranslatedRequest& operator=(const TranslatedRequest&) = delete;
 
   std::unique_ptr<Oracle> oracle;
-  std::vector<double> theta;      // [B, d]
-  std::vector<double> targets;    // empty or [B, d]
-  std::vector<double> cotangent;  // empty or [B, d]
+  DecodedValues theta;      // [B, d]
+  DecodedValues targets;    // empty or [B, d]
+  DecodedValues cotangent;  // empty or [B, d]
   // θ was [d]: every output drops its batch axis.
   bool single_instance = false;
   // The backend the request asked for (AUTO for UNSPECIFIED); backend_router.h decides.

@@ -1,10 +1,12 @@
 #include "server/tensor_codec.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -107,6 +109,48 @@ TEST(TensorCodec, RejectsNonFiniteValuesNamingTheElement) {
     absl::Status status = DecodeTensorValues(t, *layout, "theta", absl::MakeSpan(out));
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_EQ(status.message(), message);
+  }
+}
+
+// Long tensors go through the vector loops (their bodies and their tails): every element is
+// converted exactly, the largest finite values pass, and a NaN or ±Inf anywhere is found at its
+// own index, in either dtype.
+TEST(TensorCodec, LongTensorsConvertEveryElementAndFindTheFirstNonFinite) {
+  constexpr size_t kN = 1003;  // not a multiple of any vector width
+  std::vector<double> values(kN);
+  for (size_t i = 0; i < kN; ++i) values[i] = (static_cast<double>(i) - 500.25) / 7.0;
+  values[17] = std::numeric_limits<double>::max();
+  values[18] = -std::numeric_limits<float>::max();
+  values[19] = std::numeric_limits<double>::denorm_min();
+  for (DType dtype : {DType::kFloat32, DType::kFloat64}) {
+    const bool f32 = dtype == DType::kFloat32;
+    std::vector<double> in = values;
+    if (f32) in[17] = std::numeric_limits<float>::max();  // the double max rounds to +Inf
+    v1::Tensor wire;
+    EncodeTensor(in, {static_cast<int64_t>(kN)}, dtype, &wire);
+    absl::StatusOr<TensorLayout> layout = InspectTensor(wire, "theta");
+    ASSERT_TRUE(layout.ok());
+    std::vector<double> out(kN, -1.0);
+    ASSERT_TRUE(DecodeTensorValues(wire, *layout, "theta", absl::MakeSpan(out)).ok());
+    for (size_t i = 0; i < kN; ++i) {
+      const double want = f32 ? static_cast<double>(static_cast<float>(in[i])) : in[i];
+      ASSERT_EQ(out[i], want) << i << (f32 ? " f32" : " f64");
+    }
+    for (size_t bad : {size_t{0}, size_t{15}, size_t{512}, kN - 2, kN - 1}) {
+      for (double v :
+           {std::numeric_limits<double>::quiet_NaN(), -std::numeric_limits<double>::infinity()}) {
+        std::vector<double> with = in;
+        with[bad] = v;
+        if (bad + 1 < kN) with[kN - 1] = std::numeric_limits<double>::infinity();  // a later one
+        v1::Tensor t;
+        EncodeTensor(with, {static_cast<int64_t>(kN)}, dtype, &t);
+        absl::Status status = DecodeTensorValues(t, *layout, "theta", absl::MakeSpan(out));
+        EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+        EXPECT_EQ(status.message(),
+                  absl::StrCat("theta.data: element ", bad, " is ", std::isnan(v) ? "NaN" : "-Inf"))
+            << (f32 ? "f32" : "f64");
+      }
+    }
   }
 }
 
