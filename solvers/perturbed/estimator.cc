@@ -107,13 +107,52 @@ double DotVectorSparse(const double* a, const double* b, absl::Span<const int32_
   return s;
 }
 
+// max |x_i| (x finite: validated), vectorised: a maximum is exact in any order. Once per FY
+// request over all of θ (64,000 values on the e2e shapes: the scalar loop took ≈ 50 µs).
+PERTURBD_ESTIMATOR_CLONES
+double MaxAbs(const double* __restrict x, size_t n) {
+  double max_abs = 0.0;
+#pragma omp simd reduction(max : max_abs)
+  for (size_t i = 0; i < n; ++i) max_abs = std::max(max_abs, std::fabs(x[i]));
+  return max_abs;
+}
+
+// y_hat − targets (MAXIMIZE) or targets − y_hat (MINIMIZE), y_hat = src / divisor: one loop per
+// sense so that each vectorises (x / 1.0 is x: the additive case passes the solution).
+PERTURBD_ESTIMATOR_CLONES
+void FenchelYoungGrad(const double* __restrict src, double divisor,
+                      const double* __restrict targets, bool maximize, size_t n,
+                      double* __restrict grad) {
+  if (maximize) {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) grad[i] = src[i] / divisor - targets[i];
+  } else {
+#pragma omp simd
+    for (size_t i = 0; i < n; ++i) grad[i] = targets[i] - src[i] / divisor;
+  }
+}
+
+// The additive VJP without antithetic pairs: g_j = (ssg_j − a_s·sum_grad_j)·scale, or
+// ssg_j·scale without a baseline (sum_grad null) — FinalizeInstance's general loop term for
+// term, vectorised.
+PERTURBD_ESTIMATOR_CLONES
+void AdditiveVjp(const double* __restrict ssg, const double* __restrict sum_grad, double a_s,
+                 double scale, size_t n, double* __restrict g) {
+  if (sum_grad == nullptr) {
+#pragma omp simd
+    for (size_t j = 0; j < n; ++j) g[j] = ssg[j] * scale;
+  } else {
+#pragma omp simd
+    for (size_t j = 0; j < n; ++j) g[j] = (ssg[j] - a_s * sum_grad[j]) * scale;
+  }
+}
+
 // True when every η = θ + εZ of the request is finite, Z within the float transforms' range
 // (|Z| < 20): the FY dot product may then skip the zero targets (DotVectorSparse) without
 // losing a 0·∞ = NaN that the full pass would produce.
 bool EtaStaysFinite(const PerturbedRequest& request) {
-  double max_abs = 0.0;
-  for (const double t : request.theta) max_abs = std::max(max_abs, std::fabs(t));
-  return max_abs + 20.0 * request.noise.epsilon < 1e38;  // below FLT_MAX, for FLOAT32 η
+  return MaxAbs(request.theta.data(), request.theta.size()) + 20.0 * request.noise.epsilon <
+         1e38;  // below FLT_MAX, for FLOAT32 η
 }
 
 }  // namespace
@@ -504,13 +543,17 @@ void FinalizeInstance(const EstimatorPlan& plan, int64_t b, const EstimatorSums&
       double a_s = 0.0;
       for (size_t i = 0; i < a.size(); ++i) a_s += a[i] * cotangent[i];
       double* g = result.grad_theta.data() + row;
-      for (size_t j = 0; j < d; ++j) {
-        double v = sums.ssg[j];
-        if (!a.empty()) v -= a_s * sums.sum_grad[j];
-        if (pair_scale != 0.0) v += pair_scale * sums.pair_ssg[j];
-        v *= scale;
-        if (multiplicative) v /= theta[j];
-        g[j] = v;
+      if (!multiplicative && pair_scale == 0.0) {
+        AdditiveVjp(sums.ssg.data(), a.empty() ? nullptr : sums.sum_grad.data(), a_s, scale, d, g);
+      } else {
+        for (size_t j = 0; j < d; ++j) {
+          double v = sums.ssg[j];
+          if (!a.empty()) v -= a_s * sums.sum_grad[j];
+          if (pair_scale != 0.0) v += pair_scale * sums.pair_ssg[j];
+          v *= scale;
+          if (multiplicative) v /= theta[j];
+          g[j] = v;
+        }
       }
     }
   }
@@ -519,10 +562,8 @@ void FinalizeInstance(const EstimatorPlan& plan, int64_t b, const EstimatorSums&
     result.loss[b] = sums.loss / M;
     double* grad = result.loss_grad.data() + row;
     const bool multiplicative = plan.perturbation == Perturbation::kMultiplicative;
-    for (size_t i = 0; i < d; ++i) {
-      const double y_hat = multiplicative ? sums.sum_wy[i] / M : solution[i];
-      grad[i] = plan.sense == Sense::kMaximize ? y_hat - targets[i] : targets[i] - y_hat;
-    }
+    FenchelYoungGrad(multiplicative ? sums.sum_wy.data() : solution, multiplicative ? M : 1.0,
+                     targets.data(), plan.sense == Sense::kMaximize, d, grad);
   }
 }
 
