@@ -24,8 +24,9 @@ namespace {
 // insertions. On OrderedBits o: key_i ≥ key_j is o_i > o_j − 1.
 __attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, const double* key,
                                                          size_t n, size_t k, double threshold,
-                                                         int32_t* best) {
+                                                         double* best_key, int32_t* best) {
   alignas(64) int64_t o[kRankedMax];
+  alignas(64) double kept[kRankedMax];
   alignas(64) int32_t index[kRankedMax];
   const __m512d t = _mm512_set1_pd(threshold);
   size_t m = 0;
@@ -37,6 +38,7 @@ __attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, co
     if (m + c > kRankedMax) return false;
     const __mmask8 first_c = static_cast<__mmask8>((1u << c) - 1);
     _mm512_mask_storeu_epi64(o + m, first_c, _mm512_maskz_compress_epi64(pass, OrderedBits8(x)));
+    _mm512_mask_storeu_pd(kept + m, first_c, _mm512_maskz_compress_pd(pass, x));
     _mm512_mask_storeu_epi32(
         index + m, first_c,
         _mm512_maskz_compress_epi32(pass, _mm512_maskz_loadu_epi32(valid, cand + j)));
@@ -63,6 +65,8 @@ __attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, co
     _mm512_mask_storeu_epi32(
         best + count, static_cast<__mmask16>((1u << c) - 1),
         _mm512_maskz_compress_epi32(chosen, _mm512_maskz_loadu_epi32(valid, index + j)));
+    _mm512_mask_storeu_pd(best_key + count, static_cast<__mmask8>((1u << c) - 1),
+                          _mm512_maskz_compress_pd(chosen, _mm512_maskz_load_pd(valid, kept + j)));
     count += static_cast<size_t>(c);
   }
   assert(count == k);
@@ -82,10 +86,11 @@ void TopKOfCandidates(const int32_t* cand, const double* key, size_t n, size_t k
     size_t at = 0;
     for (size_t j = 1; j < n; ++j) at = key[j] > key[at] ? j : at;
     best[0] = cand[at];
+    bk[0] = key[at];
     return;
   }
 #ifdef PERTURBD_TOP_K_BEST_AVX512
-  if (avx512 && BestByRankAvx512(cand, key, n, k, threshold, best)) return;
+  if (avx512 && BestByRankAvx512(cand, key, n, k, threshold, bk, best)) return;
 #else
   (void)threshold;
   (void)avx512;

@@ -19,9 +19,10 @@ namespace perturbd {
 inline constexpr size_t kRankedMax = 64;
 
 // The k best of the n candidates cand (ascending) with exact keys key (key[j] is cand[j]'s),
-// into best (ascending), with bk (k entries) as the k-buffer's keys; at least k of the keys
-// are ≥ threshold, and only those can be among the k best. avx512: the ranking kernel when at
-// most kRankedMax keys are ≥ threshold (the CPU must have AVX-512F).
+// into best (ascending), and their keys into bk (k entries, in no particular order: the
+// k-buffer's keys, or the ranking kernel's); at least k of the keys are ≥ threshold, and only
+// those can be among the k best. avx512: the ranking kernel when at most kRankedMax keys are
+// ≥ threshold (the CPU must have AVX-512F).
 void TopKOfCandidates(const int32_t* cand, const double* key, size_t n, size_t k, double threshold,
                       bool avx512, double* bk, int32_t* best);
 
