@@ -4,6 +4,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -207,14 +208,15 @@ class SolveStreamCall final : public grpc::ServerBidiReactor<v1::SolveRequest, v
     }
     const absl::Time admitted_at = absl::Now();
     absl::StatusOr<std::shared_ptr<AdmissionQueue::Ticket>> ticket = service_.admission().Admit(
-        deadline_, [this, owned, cancel, admitted_at](absl::Status admitted) {
+        deadline_, [this, owned, cancel, admitted_at,
+                    request_id = request_.request_id()](absl::Status admitted) {
           if (!admitted.ok()) {
             Fail(admitted);
             return;
           }
           service_.metrics().RecordQueueWait(absl::ToDoubleSeconds(absl::Now() - admitted_at));
           service_.metrics().RecordShape(owned->request.batch, owned->request.noise.num_samples);
-          Solve(owned, cancel);
+          Solve(owned, cancel, request_id);
         });
     if (!ticket.ok()) {
       RecordIfRejected(service_.metrics(), ticket.status());
@@ -237,7 +239,7 @@ class SolveStreamCall final : public grpc::ServerBidiReactor<v1::SolveRequest, v
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "SolveStream: the client went away"));
       return;
     }
-    request_.Clear();
+    // No request_.Clear(): the read's parse clears it, on the thread that completes the read.
     StartRead(&request_);
   }
 
@@ -256,32 +258,35 @@ class SolveStreamCall final : public grpc::ServerBidiReactor<v1::SolveRequest, v
 
  private:
   // Holds an in-flight slot: runs the message on the executor, then writes its response.
+  // request_ is touched only by the read's parse and OnReadDone (its request_id comes along
+  // here), never by the executor's thread or OnWriteDone: gRPC orders those threads in its
+  // uninstrumented core, which TSan cannot see.
   void Solve(const std::shared_ptr<TranslatedRequest>& owned,
-             const std::shared_ptr<CancelToken>& cancel) {
+             const std::shared_ptr<CancelToken>& cancel, const std::string& request_id) {
     {
       absl::MutexLock lock(&mu_);
       if (cancelled_) cancel->Cancel();
       cancel_ = cancel;
     }
     service_.backends().RunAsync(owned->request, owned->backend, cancel,
-                      [this, owned](absl::StatusOr<PerturbedResult> result) {
-                        service_.admission().Release();
-                        if (!result.ok()) {
-                          Fail(result.status());
-                          return;
-                        }
-                        service_.RecordSolves(*result);
-                        if (absl::Status valid = ValidateResult(owned->request, *result);
-                            !valid.ok()) {
-                          Fail(valid);
-                          return;
-                        }
-                        response_.Clear();
-                        response_.set_request_id(request_.request_id());
-                        FillSolveResponse(*owned, *result, &response_);
-                        Record(grpc::StatusCode::OK);
-                        StartWrite(&response_);
-                      });
+                                 [this, owned, request_id](absl::StatusOr<PerturbedResult> result) {
+                                   service_.admission().Release();
+                                   if (!result.ok()) {
+                                     Fail(result.status());
+                                     return;
+                                   }
+                                   service_.RecordSolves(*result);
+                                   if (absl::Status valid = ValidateResult(owned->request, *result);
+                                       !valid.ok()) {
+                                     Fail(valid);
+                                     return;
+                                   }
+                                   response_.Clear();
+                                   response_.set_request_id(request_id);
+                                   FillSolveResponse(*owned, *result, &response_);
+                                   Record(grpc::StatusCode::OK);
+                                   StartWrite(&response_);
+                                 });
   }
   void Record(grpc::StatusCode code) {
     service_.metrics().RecordRequest(RpcMethod::kSolveStream, oracle_, code,
