@@ -154,8 +154,7 @@ absl::Status DecodeTensorValues(const v1::Tensor& tensor, const TensorLayout& la
                           ? DecodeFloat32(p, static_cast<size_t>(n), out.data())
                           : DecodeFloat64(p, static_cast<size_t>(n), out.data());
   if (beyond) {
-    size_t i = 0;
-    while (std::isfinite(out[i])) ++i;
+    const size_t i = FirstBeyond(out, std::numeric_limits<double>::max());
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".data: element ", i, " is ", NonFiniteName(out[i])));
   }

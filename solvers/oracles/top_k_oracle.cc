@@ -194,9 +194,9 @@ void SelectTopK(const double* x, size_t d, double sign, size_t k, TopKWorkspace&
       double* key = ws.key.data();
       for (size_t j = 0; j < n; ++j) key[j] = sign * x[cand[j]];
       TopKOfCandidates(cand, key, n, k, threshold, CpuHasAvx512F(), bk, bi);
-      // The k-th best key: the least of the k chosen.
+      // The k-th best key: the least of the k chosen keys, which bk holds.
       double kth = std::numeric_limits<double>::infinity();
-      for (size_t j = 0; j < k; ++j) kth = std::min(kth, sign * x[bi[j]]);
+      for (size_t j = 0; j < k; ++j) kth = std::min(kth, bk[j]);
       ws.hint_kth = kth;
       if (n > kHintMaxCollectedPerSlot * k2) ws.hint_gap *= 0.5;
       return;
