@@ -4,7 +4,9 @@
 // (bearer_token_auth.h), translates and validates the request (request_translator.h), admits it
 // (admission_queue.h: started at once, queued, or refused), hands it to the shared `Executor`
 // with `RunPerturbedAsync` when it gets a slot, and finishes its reactor from the engine's
-// completion callback on a worker thread. gRPC threads never wait for solves.
+// completion callback on a worker thread. gRPC threads never wait for solves; they run only
+// requests of at most one minimum work item themselves (EstimatorPlan::run_inline: a few
+// microseconds, less than a worker's wake-up).
 //
 //   Solve, Backward   ServerUnaryReactor; OnCancel (client cancel, deadline, server shutdown)
 //                     takes a queued request out of the queue (CANCELLED / DEADLINE_EXCEEDED)

@@ -11,7 +11,8 @@ namespace {
 
 // Aim for this many work items per request (enough to balance a few threads), but no item
 // smaller than kMinItemWork elementary operations (scheduling overhead), and no more partial
-// Jacobian sums in memory than kMaxPartialValues. All of it depends on the request only.
+// Jacobian sums in memory than kMaxPartialValues. All of it depends on the request only. A
+// request of at most kMinItemWork in all runs on the submitting thread (EstimatorPlan::run_inline).
 constexpr int64_t kTargetItems = 64;
 constexpr double kMinItemWork = 50000.0;
 constexpr double kMaxPartialValues = 1 << 24;
@@ -223,6 +224,8 @@ EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
         blocks, std::max<int64_t>(1, static_cast<int64_t>(kMaxPartialValues / per_block)));
   }
   plan.blocks_per_instance = std::max<int64_t>(1, blocks);
+  plan.run_inline =
+      static_cast<double>(plan.batch) * static_cast<double>(plan.units) * unit_work <= kMinItemWork;
   return plan;
 }
 

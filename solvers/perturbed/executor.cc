@@ -39,15 +39,31 @@ Executor::~Executor() {
 }
 
 void Executor::Submit(Job job) {
-  pending_.fetch_add(1, std::memory_order_relaxed);
+  const int64_t others = pending_.fetch_add(1, std::memory_order_relaxed);
   if (job.num_items <= 0) {
     job.finish(absl::OkStatus());
+    pending_.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  // An inline job counts as pending until its finish has returned, so a job submitted from its
+  // run or finish is queued: no recursion.
+  if (job.run_inline && others == 0) {
+    RunInline(job);
     pending_.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
   auto active = std::make_shared<ActiveJob>(std::move(job));
   absl::MutexLock lock(&mu_);
   queue_.push_back(std::move(active));
+}
+
+void Executor::RunInline(Job& job) {
+  absl::Status status;
+  for (int64_t item = 0; item < job.num_items && status.ok(); ++item) {
+    if (job.cancel != nullptr) status = job.cancel->Check();
+    if (status.ok()) status = job.run(item, num_threads());
+  }
+  job.finish(std::move(status));
 }
 
 void Executor::CompleteItems(const std::shared_ptr<ActiveJob>& job, int64_t count) {

@@ -11,9 +11,19 @@
 // reports CANCELLED or DEADLINE_EXCEEDED, the job's remaining items are skipped and `finish`
 // receives that status. A cancelled request therefore stops using CPU within one item.
 //
+// Jobs too small to be worth a thread hand-off (`run_inline`) run on the caller instead when
+// no other job is pending: every item, then `finish`, inside `Submit`, with `worker` =
+// num_threads(). Waking an idle worker costs tens of microseconds on a VM, more than such a
+// job's whole work; under load (other jobs pending) the job is queued as usual, so that the
+// workers, awake already, take it and the caller (a gRPC thread) stays free for I/O — inline
+// runs there cost throughput (load_generator, concurrency 8). An inline job is pending
+// until its `finish` has returned, so a job submitted from its `run` or `finish` is queued: a
+// chain of small requests started from one another's `finish` cannot recurse.
+//
 // Thread safety: `Submit` may be called from any thread. `run` is called concurrently for
-// different items of one job (with distinct `worker` indices in [0, num_threads)); `finish`
-// is called exactly once, after every `run` of the job has returned, on a worker thread.
+// different items of one job (with distinct `worker` indices in [0, num_threads), or
+// num_threads() on the caller of an inline job); `finish` is called exactly once, after every
+// `run` of the job has returned, on a worker thread (inline jobs: on the caller, in `Submit`).
 // Lifetimes: the destructor waits for every submitted job to finish.
 #ifndef PERTURBD_SOLVERS_PERTURBED_EXECUTOR_H_
 #define PERTURBD_SOLVERS_PERTURBED_EXECUTOR_H_
@@ -57,6 +67,9 @@ class Executor {
     std::function<absl::Status(int64_t item, int worker)> run;
     std::function<void(absl::Status status)> finish;
     std::shared_ptr<const CancelToken> cancel;  // may be null
+    // Run on the calling thread inside `Submit` when no other job is pending (see above); for
+    // jobs of a few microseconds.
+    bool run_inline = false;
   };
 
   // num_threads ≤ 0 means one per hardware thread.
@@ -66,6 +79,8 @@ class Executor {
   Executor& operator=(const Executor&) = delete;
 
   int num_threads() const { return static_cast<int>(workers_.size()); }
+  // Queues the job, or runs it before returning when `job.run_inline` and the executor has no
+  // other job (see above).
   void Submit(Job job);
   // Jobs submitted and not yet finished.
   int64_t pending_jobs() const { return pending_.load(std::memory_order_relaxed); }
@@ -73,6 +88,7 @@ class Executor {
  private:
   struct ActiveJob;
   void WorkerLoop(int worker);
+  void RunInline(Job& job);
   void CompleteItems(const std::shared_ptr<ActiveJob>& job, int64_t count);
 
   absl::Mutex mu_;

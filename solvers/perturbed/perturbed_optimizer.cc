@@ -277,12 +277,14 @@ void RunPerturbedAsync(Executor& executor, const PerturbedRequest& request,
     state->blocks_done = std::make_unique<std::atomic<int64_t>[]>(B);
     for (size_t b = 0; b < B; ++b) state->blocks_done[b].store(0);
   }
-  state->scratch.resize(static_cast<size_t>(executor.num_threads()));
+  // One workspace per worker, and one for the submitting thread of an inline job.
+  state->scratch.resize(static_cast<size_t>(executor.num_threads()) + 1);
   state->start = std::chrono::steady_clock::now();
 
   Executor::Job job;
   job.num_items = items;
   job.cancel = state->cancel;
+  job.run_inline = plan.run_inline;
   job.run = [state](int64_t item, int worker) { return state->RunItem(item, worker); };
   job.finish = [state](absl::Status status) { state->Complete(std::move(status)); };
   executor.Submit(std::move(job));

@@ -109,7 +109,8 @@ absl::StatusOr<PerturbedResult> RunPerturbed(Executor& executor, const Perturbed
                                              const CancelToken* cancel = nullptr);
 
 // Non-blocking form: validates, queues the work and returns. `done` is called exactly once,
-// on a worker thread (or inline when validation fails), with the result.
+// on a worker thread, with the result; inline, before this returns, when validation fails or
+// the request is small enough to run on the calling thread (EstimatorPlan::run_inline).
 void RunPerturbedAsync(Executor& executor, const PerturbedRequest& request,
                        std::shared_ptr<const CancelToken> cancel,
                        std::function<void(absl::StatusOr<PerturbedResult>)> done);

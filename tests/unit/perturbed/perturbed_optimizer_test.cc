@@ -8,12 +8,14 @@
 #include <cmath>
 #include <numeric>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "solvers/oracles/oracle_factory.h"
+#include "solvers/perturbed/estimator.h"
 #include "solvers/perturbed/executor.h"
 
 namespace perturbd {
@@ -521,6 +523,56 @@ TEST_F(PerturbedTest, InstanceSeedsMakeResultsIndependentOfBatchPosition) {
   EXPECT_TRUE(std::equal(split.samples.begin(), split.samples.begin() + 100 * d,
                          all.samples.begin() + 2 * 100 * d));
   EXPECT_EQ(split.value[1], all.value[0]);
+}
+
+// A request of at most one minimum work item runs on the submitting thread (no worker
+// wake-up); one big enough for the workers gives the same bits for the same instance.
+TEST_F(PerturbedTest, SmallRequestRunsOnTheCallerWithTheQueuedPathsBits) {
+  const int64_t d = 10;
+  std::vector<double> theta(d), g(d);
+  for (int64_t i = 0; i < d; ++i) {
+    theta[static_cast<size_t>(i)] = std::sin(0.37 * i);
+    g[static_cast<size_t>(i)] = std::cos(1.3 * i);
+  }
+  auto oracle = Make(ArgmaxSpec{}, d);
+  NoiseOptions noise = Noise(NoiseDistribution::kGumbel, 0.5, 10, 0);
+  noise.instance_seeds = {5};
+  PerturbedRequest small = Request(*oracle, theta, noise);
+  small.cotangent = g;
+  ASSERT_TRUE(EstimatorPlan::Make(small).run_inline);
+  const std::thread::id caller = std::this_thread::get_id();
+  std::optional<PerturbedResult> inline_result;
+  std::thread::id done_on;
+  RunPerturbedAsync(executor_, small, nullptr, [&](absl::StatusOr<PerturbedResult> r) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    done_on = std::this_thread::get_id();
+    inline_result = *std::move(r);
+  });
+  ASSERT_TRUE(inline_result.has_value());  // done before RunPerturbedAsync returned
+  EXPECT_EQ(done_on, caller);
+  EXPECT_EQ(inline_result->threads, 1u);
+
+  // The same instance 64 times, with the same seed: the workers' path.
+  const int64_t B = 64;
+  std::vector<double> thetas, gs;
+  for (int64_t b = 0; b < B; ++b) {
+    thetas.insert(thetas.end(), theta.begin(), theta.end());
+    gs.insert(gs.end(), g.begin(), g.end());
+  }
+  NoiseOptions batch_noise = noise;
+  batch_noise.instance_seeds.assign(B, 5);
+  PerturbedRequest big = Request(*oracle, thetas, batch_noise);
+  big.cotangent = gs;
+  ASSERT_FALSE(EstimatorPlan::Make(big).run_inline);
+  const PerturbedResult queued = Run(big);
+  for (int64_t b : {int64_t{0}, B - 1}) {
+    const auto row = [&](const std::vector<double>& v) {
+      return std::vector<double>(v.begin() + b * d, v.begin() + (b + 1) * d);
+    };
+    EXPECT_EQ(row(queued.solution), inline_result->solution) << b;
+    EXPECT_EQ(row(queued.grad_theta), inline_result->grad_theta) << b;
+    EXPECT_EQ(queued.value[static_cast<size_t>(b)], inline_result->value[0]) << b;
+  }
 }
 
 TEST_F(PerturbedTest, DifferentSeedsGiveDifferentNoise) {
