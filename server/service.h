@@ -5,8 +5,8 @@
 // (admission_queue.h: started at once, queued, or refused), hands it to the shared `Executor`
 // with `RunPerturbedAsync` when it gets a slot, and finishes its reactor from the engine's
 // completion callback on a worker thread. gRPC threads never wait for solves; they run only
-// requests of at most one minimum work item themselves (EstimatorPlan::run_inline: a few
-// microseconds, less than a worker's wake-up).
+// requests estimated at some 20 µs themselves, and only when no other request is in the
+// executor (EstimatorPlan::run_inline, executor.h: less than a worker's wake-up).
 //
 //   Solve, Backward   ServerUnaryReactor; OnCancel (client cancel, deadline, server shutdown)
 //                     takes a queued request out of the queue (CANCELLED / DEADLINE_EXCEEDED)

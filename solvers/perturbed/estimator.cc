@@ -12,10 +12,13 @@ namespace {
 // Aim for this many work items per request (enough to balance a few threads), but no item
 // smaller than kMinItemWork elementary operations (scheduling overhead), and no more partial
 // Jacobian sums in memory than kMaxPartialValues. All of it depends on the request only. A
-// request of at most kMinItemWork in all runs on the submitting thread (EstimatorPlan::run_inline).
+// request of at most kMaxInlineWork in all runs on the submitting thread
+// (EstimatorPlan::run_inline): oracles aim at about 1 ns per unit of cost_per_solve, so that
+// is some 20 µs, less than waking a worker on a VM, and short enough for a gRPC thread.
 constexpr int64_t kTargetItems = 64;
 constexpr double kMinItemWork = 50000.0;
 constexpr double kMaxPartialValues = 1 << 24;
+constexpr double kMaxInlineWork = 20000.0;
 
 // Element-wise loops (no reductions, no contraction: the same bits at any vector width) get
 // AVX-512 / AVX2 clones on x86-64, chosen at load time.
@@ -224,8 +227,8 @@ EstimatorPlan EstimatorPlan::Make(const PerturbedRequest& request) {
         blocks, std::max<int64_t>(1, static_cast<int64_t>(kMaxPartialValues / per_block)));
   }
   plan.blocks_per_instance = std::max<int64_t>(1, blocks);
-  plan.run_inline =
-      static_cast<double>(plan.batch) * static_cast<double>(plan.units) * unit_work <= kMinItemWork;
+  plan.run_inline = static_cast<double>(plan.batch) * static_cast<double>(plan.units) * unit_work <=
+                    kMaxInlineWork;
   return plan;
 }
 

@@ -45,8 +45,9 @@ struct EstimatorPlan {
   int64_t units = 0;                // M, or M/2 with antithetic pairs
   int64_t samples_per_unit = 1;     // 1 or 2
   int64_t blocks_per_instance = 1;  // work items per instance (depends on the request only)
-  // The whole request is estimated at no more than one minimum work item: the executor runs it
-  // on the submitting thread instead of waking a worker (Executor::Job::run_inline).
+  // The whole request is estimated at some 20 µs or less (estimator.cc, kMaxInlineWork): the
+  // executor runs it on the submitting thread instead of waking a worker
+  // (Executor::Job::run_inline).
   bool run_inline = false;
   // Units solved together by Oracle::SolveBatch (1: one unit at a time); blocks hold whole
   // groups of them, except the instance's last.
