@@ -193,11 +193,7 @@ void SelectTopK(const double* x, size_t d, double sign, size_t k, TopKWorkspace&
     if (n >= k) {
       double* key = ws.key.data();
       for (size_t j = 0; j < n; ++j) key[j] = sign * x[cand[j]];
-      TopKOfCandidates(cand, key, n, k, threshold, CpuHasAvx512F(), bk, bi);
-      // The k-th best key: the least of the k chosen keys, which bk holds.
-      double kth = std::numeric_limits<double>::infinity();
-      for (size_t j = 0; j < k; ++j) kth = std::min(kth, bk[j]);
-      ws.hint_kth = kth;
+      ws.hint_kth = TopKOfCandidates(cand, key, n, k, threshold, CpuHasAvx512F(), bk, bi);
       if (n > kHintMaxCollectedPerSlot * k2) ws.hint_gap *= 0.5;
       return;
     }

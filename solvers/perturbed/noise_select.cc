@@ -901,14 +901,10 @@ double NoiseSelector::BestOfCandidates(const NoiseRow& row, const double* theta,
   for (size_t j = 0; j < n; ++j) reach += cand_key[j] >= threshold ? 1 : 0;
   if (reach < k) return std::numeric_limits<double>::quiet_NaN();
   int32_t* bi = best_index_.data();
-  const double* bk = best_key_.data();
-  TopKOfCandidates(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
+  const double kth =
+      TopKOfCandidates(cand, cand_key, n, k, threshold, avx512_, best_key_.data(), bi);
   y.Clear();
-  double kth = kInf;
-  for (size_t j = 0; j < k; ++j) {
-    y.Push(bi[j], 1.0);
-    kth = std::min(kth, bk[j]);  // the chosen keys, in no particular order
-  }
+  for (size_t j = 0; j < k; ++j) y.Push(bi[j], 1.0);
   return kth;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <limits>
 
 #include "solvers/oracles/internal/top_k_buffer.h"
 
@@ -79,26 +80,32 @@ __attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, co
 
 }  // namespace
 
-void TopKOfCandidates(const int32_t* cand, const double* key, size_t n, size_t k, double threshold,
-                      bool avx512, double* bk, int32_t* best) {
+double TopKOfCandidates(const int32_t* cand, const double* key, size_t n, size_t k,
+                        double threshold, bool avx512, double* bk, int32_t* best) {
   if (k == 1) {
     // The first of the largest keys: cand is ascending.
     size_t at = 0;
     for (size_t j = 1; j < n; ++j) at = key[j] > key[at] ? j : at;
     best[0] = cand[at];
     bk[0] = key[at];
-    return;
+    return bk[0];
   }
+  bool ranked = false;
 #ifdef PERTURBD_TOP_K_BEST_AVX512
-  if (avx512 && BestByRankAvx512(cand, key, n, k, threshold, bk, best)) return;
+  ranked = avx512 && BestByRankAvx512(cand, key, n, k, threshold, bk, best);
 #else
   (void)threshold;
   (void)avx512;
 #endif
-  size_t size = 0;
-  for (size_t j = 0; j < n; ++j) OfferTopK(key[j], cand[j], k, size, bk, best);
-  assert(size == k);
-  std::sort(best, best + k);
+  if (!ranked) {
+    size_t size = 0;
+    for (size_t j = 0; j < n; ++j) OfferTopK(key[j], cand[j], k, size, bk, best);
+    assert(size == k);
+    std::sort(best, best + k);
+  }
+  double kth = std::numeric_limits<double>::infinity();
+  for (size_t j = 0; j < k; ++j) kth = std::min(kth, bk[j]);
+  return kth;
 }
 
 }  // namespace perturbd

@@ -22,9 +22,9 @@ inline constexpr size_t kRankedMax = 64;
 // into best (ascending), and their keys into bk (k entries, in no particular order: the
 // k-buffer's keys, or the ranking kernel's); at least k of the keys are ≥ threshold, and only
 // those can be among the k best. avx512: the ranking kernel when at most kRankedMax keys are
-// ≥ threshold (the CPU must have AVX-512F).
-void TopKOfCandidates(const int32_t* cand, const double* key, size_t n, size_t k, double threshold,
-                      bool avx512, double* bk, int32_t* best);
+// ≥ threshold (the CPU must have AVX-512F). Returns the k-th best key (the least of bk).
+double TopKOfCandidates(const int32_t* cand, const double* key, size_t n, size_t k,
+                        double threshold, bool avx512, double* bk, int32_t* best);
 
 // The first min(left, 8) lanes of an eight-lane mask, for the tail of an array.
 inline uint8_t FirstLanes8(size_t left) {
