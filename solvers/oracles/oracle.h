@@ -89,11 +89,26 @@ class SparseVector {
   int32_t index(size_t k) const { return index_[k]; }
   double value(size_t k) const { return value_[k]; }
 
-  // ⟨y, x⟩ for a dense x of length dimension().
+  // ⟨y, x⟩ for a dense x of length dimension(), in a fixed order: the non-zeros in storage
+  // order dealt to four partial sums (entry k to sum k mod 4), then (s0 + s1) + (s2 + s3).
+  // Four chains instead of one: a ranking's y has d − 1 non-zeros, whose single chain of
+  // dependent additions was a tenth of its forward pass.
   double Dot(absl::Span<const double> x) const {
-    double s = 0.0;
-    for (size_t k = 0; k < index_.size(); ++k) s += value_[k] * x[index_[k]];
-    return s;
+    const size_t n = index_.size();
+    const int32_t* __restrict index = index_.data();
+    const double* __restrict value = value_.data();
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+      s0 += value[k] * x[index[k]];
+      s1 += value[k + 1] * x[index[k + 1]];
+      s2 += value[k + 2] * x[index[k + 2]];
+      s3 += value[k + 3] * x[index[k + 3]];
+    }
+    if (k < n) s0 += value[k] * x[index[k]];
+    if (k + 1 < n) s1 += value[k + 1] * x[index[k + 1]];
+    if (k + 2 < n) s2 += value[k + 2] * x[index[k + 2]];
+    return (s0 + s1) + (s2 + s3);
   }
   // Writes y densely into out (length dimension()).
   void ToDense(absl::Span<double> out) const;

@@ -34,6 +34,17 @@ inline double Dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
+// SparseVector::Dot's documented order, written out: the dense y's non-zeros in index order
+// dealt to four partial sums (the j-th non-zero to sum j mod 4), then (s0 + s1) + (s2 + s3).
+inline double FourSumDot(const std::vector<double>& y, const std::vector<double>& x) {
+  double s[4] = {0.0, 0.0, 0.0, 0.0};
+  size_t j = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    if (y[i] != 0.0) s[j++ % 4] += y[i] * x[i];
+  }
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 // MakeOracle that must succeed (aborts the test binary otherwise: a setup bug, not a result).
 inline std::unique_ptr<Oracle> MakeOk(const OracleSpec& spec, int64_t dimension,
                                       std::optional<Sense> sense) {
@@ -94,9 +105,19 @@ inline Solved SolveDense(const Oracle& oracle, OracleWorkspace& workspace,
   }
   solved.y.assign(static_cast<size_t>(d), 0.0);
   y.ToDense(absl::MakeSpan(solved.y));
-  const double dense_value = Dot(solved.y, theta);  // NaN when θ has NaN (0·NaN)
+  // NaN when θ has NaN (0·NaN). Dot in its fixed order, bit for bit, and within rounding of
+  // the plain sum.
+  const double dense_value = Dot(solved.y, theta);
   if (!std::isnan(dense_value)) {
-    EXPECT_EQ(y.Dot(theta), dense_value);
+    const double value = y.Dot(theta);
+    EXPECT_EQ(value, FourSumDot(solved.y, theta));
+    double scale = 0.0;
+    for (size_t i = 0; i < solved.y.size(); ++i) scale += std::fabs(solved.y[i] * theta[i]);
+    if (std::isfinite(scale)) {
+      EXPECT_NEAR(value, dense_value, 1e-12 * scale);
+    } else {
+      EXPECT_EQ(value, dense_value);  // ±∞ from an infinite θ_i
+    }
   }
   return solved;
 }
