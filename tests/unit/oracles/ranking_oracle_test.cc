@@ -130,8 +130,8 @@ TEST(RankingOracle, CountingAndSortingMatchAStableSort) {
       for (int instance = 0; instance < 5; ++instance) {
         std::vector<double> theta = oracle_test::IntegerVector(rng, d, -5, 5);
         if (instance >= 3) {
-          // Distinct float keys (FLOAT32 η: the strict count alone decides), and the same
-          // with one tied pair (the strict count's sum gives it away).
+          // Distinct float keys (FLOAT32 η: the float kernel), and the same with one tied
+          // pair. The integer θ of instance 0 ties many keys across the kernel's blocks of 16.
           std::normal_distribution<float> normal;
           for (double& t : theta) t = normal(rng);
           if (instance == 4 && d >= 2) theta[rng() % d] = theta[rng() % d];
