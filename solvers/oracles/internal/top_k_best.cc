@@ -45,23 +45,55 @@ __attribute__((target("avx512f"))) bool BestByRankAvx512(const int32_t* cand, co
         _mm512_maskz_compress_epi32(pass, _mm512_maskz_loadu_epi32(valid, cand + j)));
     m += c;
   }
+  // The ranks, each pair compared once (as in the ranking oracle's float kernel): o in
+  // registers of 8, a pair in blocks I < J compared from the later j — the earlier lanes i
+  // count j where o_j > o_i (j after i: a tie does not count), and j counts the others,
+  // #{i in I : o_i ≥ o_j} (i before j: a tie counts), from the same mask. Within a block, the
+  // lanes after j take o_j > o_i − 1, the others o_j > o_i.
+  constexpr int kBlocks = static_cast<int>(kRankedMax / 8);
+  const int blocks = static_cast<int>((m + 7) / 8);
   const __m512i one = _mm512_set1_epi64(1);
-  size_t count = 0;
-  for (size_t j = 0; j < m; j += 8) {
-    const __mmask8 valid = FirstLanes8(m - j);
-    const __m512i later_bound = _mm512_maskz_loadu_epi64(valid, o + j);  // o_j: i after j
-    const __m512i earlier_bound = _mm512_sub_epi64(later_bound, one);    // o_j − 1: i before j
-    __m512i rank = _mm512_setzero_si512();
-    for (size_t i = 0; i < m; ++i) {
-      // The lanes of j > i, where i comes first and a tie counts.
-      const __mmask8 after_i =
-          i < j ? 0xFF : static_cast<__mmask8>(0xFFu << std::min<size_t>(i - j + 1, 8));
-      const __m512i bound = _mm512_mask_blend_epi64(after_i, later_bound, earlier_bound);
-      rank = _mm512_mask_add_epi64(rank, _mm512_cmpgt_epi64_mask(_mm512_set1_epi64(o[i]), bound),
-                                   rank, one);
+  __m512i ob[kBlocks], rank[kBlocks];
+#pragma GCC unroll 8
+  for (int b = 0; b < kBlocks; ++b) {
+    if (b < blocks) {
+      ob[b] = _mm512_maskz_loadu_epi64(FirstLanes8(m - 8 * static_cast<size_t>(b)), o + 8 * b);
+      rank[b] = _mm512_setzero_si512();
     }
+  }
+  alignas(64) int64_t earlier[kRankedMax];  // j's count of the blocks before its own
+#pragma GCC unroll 8
+  for (int J = 0; J < kBlocks; ++J) {
+    if (J >= blocks) break;
+    const size_t n_j = std::min<size_t>(8, m - 8 * static_cast<size_t>(J));
+    const __m512i minus_one = _mm512_sub_epi64(ob[J], one);
+    for (size_t l = 0; l < n_j; ++l) {
+      const size_t j = 8 * static_cast<size_t>(J) + l;
+      const __m512i oj = _mm512_set1_epi64(o[j]);
+      int64_t before = 0;  // #{i before block J : o_i ≥ o_j}
+#pragma GCC unroll 8
+      for (int I = 0; I < kBlocks; ++I) {
+        if (I < J) {
+          const __mmask8 later = _mm512_cmpgt_epi64_mask(oj, ob[I]);
+          rank[I] = _mm512_mask_add_epi64(rank[I], later, rank[I], one);
+          before += 8 - __builtin_popcount(later);
+        }
+      }
+      earlier[j] = before;
+      const __mmask8 after_j = static_cast<__mmask8>((0xFFu << (l + 1)) & 0xFFu);
+      const __m512i bound = _mm512_mask_blend_epi64(after_j, ob[J], minus_one);
+      rank[J] = _mm512_mask_add_epi64(rank[J], _mm512_cmpgt_epi64_mask(oj, bound), rank[J], one);
+    }
+  }
+  size_t count = 0;
+#pragma GCC unroll 8
+  for (int J = 0; J < kBlocks; ++J) {
+    if (J >= blocks) break;
+    const size_t j = 8 * static_cast<size_t>(J);
+    const __mmask8 valid = FirstLanes8(m - j);
+    const __m512i total = _mm512_add_epi64(rank[J], _mm512_maskz_loadu_epi64(valid, earlier + j));
     const __mmask8 chosen =
-        _mm512_mask_cmplt_epi64_mask(valid, rank, _mm512_set1_epi64(static_cast<int64_t>(k)));
+        _mm512_mask_cmplt_epi64_mask(valid, total, _mm512_set1_epi64(static_cast<int64_t>(k)));
     const int c = __builtin_popcount(chosen);
     _mm512_mask_storeu_epi32(
         best + count, static_cast<__mmask16>((1u << c) - 1),

@@ -8,10 +8,58 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "solvers/oracles/internal/top_k_best.h"
+#include "solvers/oracles/internal/vector_clones.h"
 #include "tests/unit/oracles/oracle_test_util.h"
 
 namespace perturbd {
 namespace {
+
+// TopKOfCandidates, the ranking kernel (AVX-512) and the k-buffer alike, against a stable sort
+// of the candidates by key (larger first, then lower index): keys ≥ T from one to all 64 the
+// kernel ranks (its blocks of eight), drawn from few values so that ties cross the blocks,
+// with −∞ and ±0. The chosen indices ascending, the returned key the k-th best.
+TEST(TopKOfCandidates, RankingKernelAndKBufferMatchAStableSort) {
+  std::mt19937_64 rng(5);
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> values = {-inf, -1.5, -0.0, 0.0, 0.25, 0.25, 1.0, 3.0};
+  for (size_t n : {1u, 7u, 8u, 9u, 17u, 33u, 63u, 64u, 80u}) {
+    for (size_t k : {1u, 2u, 5u, 10u, 32u}) {
+      if (k > n) continue;
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<int32_t> cand(n);
+        std::vector<double> key(n);
+        int32_t next = 0;
+        for (size_t j = 0; j < n; ++j) {
+          next += 1 + static_cast<int32_t>(rng() % 3);  // ascending coordinates
+          cand[j] = next;
+          key[j] = trial % 2 == 0 ? values[rng() % values.size()]
+                                  : static_cast<double>(rng() % 5);  // many ties
+        }
+        std::vector<size_t> order(n);
+        for (size_t j = 0; j < n; ++j) order[j] = j;
+        std::stable_sort(order.begin(), order.end(),
+                         [&](size_t a, size_t b) { return key[a] > key[b]; });
+        std::vector<int32_t> expected;
+        for (size_t j = 0; j < k; ++j) expected.push_back(cand[order[j]]);
+        std::sort(expected.begin(), expected.end());
+        const double kth = key[order[k - 1]];
+        // Any T ≤ the k-th best key is allowed; the lowest keeps every candidate.
+        for (const double threshold : {kth, -inf}) {
+          for (const bool avx512 : {false, CpuHasAvx512F()}) {
+            std::vector<double> bk(k);
+            std::vector<int32_t> best(k);
+            const double got = TopKOfCandidates(cand.data(), key.data(), n, k, threshold, avx512,
+                                                bk.data(), best.data());
+            EXPECT_EQ(best, expected)
+                << "n=" << n << " k=" << k << " trial=" << trial << " avx512=" << avx512;
+            EXPECT_EQ(got, kth);
+          }
+        }
+      }
+    }
+  }
+}
 
 using oracle_test::Expect;
 using oracle_test::ExpectMatchesBruteForce;
