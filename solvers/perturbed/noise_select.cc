@@ -472,23 +472,39 @@ __attribute__((target("avx512f"))) void NormalKeyBoundsAvx512(
 // upper bound (0) where the second is. So it passes the same coordinates, and those with
 // need_i ≤ 0 whatever their bound (θ_i alone reaches T_row: a handful a row, and exact keys
 // are computed for candidates anyway).
+// Two groups a block of 32 (n is a multiple of 32): the group's two halves share their
+// radius words and their angle words, so one lookup of the block's sixteen distinct radius
+// words and one of its sixteen angle words serve both groups (lanes 0..7 a, 8..15 b), and
+// the products are regrouped: group a = (cos products of a, sin products of a), b likewise.
+// The same products as a group at a time (AngleBound16), lane for lane.
 __attribute__((target("avx512f"))) void NormalAboveAvx512(const BucketBounds& t,
                                                           const uint32_t* words, size_t n,
                                                           bool upper, AboveSink& sink) {
   const Table64 radius_hi = LoadTable64(t.radius_hi);
   const AngleTables angles = LoadAngleTables(t, upper);
   const __m512i flip = _mm512_set1_epi32(upper ? 0 : static_cast<int32_t>(0x80000000u));
-  for (size_t i = 0; i < n; i += 16) {
-    __m512i radius_index;
-    const __m512 a = AngleBound16(angles, _mm512_loadu_si512(words + i), &radius_index);
-    const __m512 r_hi = Lookup64(radius_hi, LogBucket16(radius_index));
-    const __m512 w =
-        _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(r_hi, a)), flip));
-    sink.Add(i, _mm512_max_ps(w, _mm512_setzero_ps()));
+  const __m512 zero = _mm512_setzero_ps();
+  for (size_t i = 0; i < n; i += 32) {
+    const __m512i wa = _mm512_loadu_si512(words + i);
+    const __m512i wb = _mm512_loadu_si512(words + i + 16);
+    const __m512i x0 = _mm512_shuffle_i64x2(wa, wb, 0x44);  // radius words: a 0..7, b 0..7
+    const __m512i x1 = _mm512_shuffle_i64x2(wa, wb, 0xEE);  // angle words: a 8..15, b 8..15
+    const __m512 r_hi = Lookup64(radius_hi, LogBucket16(_mm512_srli_epi32(x0, 9)));
+    const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
+    const __m512 cos_w = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(
+                             r_hi, _mm512_permutex2var_ps(angles.cos0, ab, angles.cos1))),
+                         flip));
+    const __m512 sin_w = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(
+                             r_hi, _mm512_permutex2var_ps(angles.sin0, ab, angles.sin1))),
+                         flip));
+    sink.Add(i, _mm512_max_ps(_mm512_shuffle_f32x4(cos_w, sin_w, 0x44), zero));
+    sink.Add(i + 16, _mm512_max_ps(_mm512_shuffle_f32x4(cos_w, sin_w, 0xEE), zero));
   }
 }
 
-// The coordinates i < n (a multiple of 16) whose sign·Z bound is ≥ need[i], into out.
+// The coordinates i < n (a multiple of 32) whose sign·Z bound is ≥ need[i], into out.
 __attribute__((target("avx512f"))) size_t AboveAvx512(const BucketBounds& t, const NoiseRow& row,
                                                       const uint32_t* words, size_t n, double sign,
                                                       const float* need, int32_t* out) {
@@ -684,8 +700,8 @@ size_t Candidates(const double* __restrict key_hi, const double* __restrict bloc
   return n;
 }
 
-// The coordinates i < n (a multiple of 16) whose sign·Z bound is ≥ need[i], ascending, into
-// out; returns how many.
+// The coordinates i < n (a multiple of 32: NoiseWords' blocks) whose sign·Z bound is ≥ need[i],
+// ascending, into out; returns how many.
 size_t Above(const BucketBounds& t, const NoiseRow& row, const uint32_t* words, size_t n,
              double sign, const float* need, bool avx512, int32_t* out) {
 #ifdef PERTURBD_SELECT_AVX512
