@@ -162,10 +162,7 @@ __attribute__((target("avx512f"))) void TriangleRanksAvx512F32(const float* __re
   for (int b = 0; b < kMaxBlocks; ++b) {
     if (b < blocks) _mm512_store_si512(counts + 16 * b, c[b]);
   }
-  for (size_t i = 0; i < 16; ++i) {
-    if (i < d) rank[i] = counts[i];
-  }
-  for (size_t i = 16; i < d; ++i) rank[i] = counts[i] + earlier[i];
+  for (size_t i = 0; i < d; ++i) rank[i] = counts[i] + earlier[i];  // earlier: 0 in block 0
 }
 #ifndef __clang__
 #pragma GCC diagnostic pop

@@ -57,11 +57,16 @@ void Executor::Submit(Job job) {
   queue_.push_back(std::move(active));
 }
 
+absl::Status Executor::RunItem(const Job& job, int64_t item, int worker) {
+  absl::Status status = job.cancel != nullptr ? job.cancel->Check() : absl::OkStatus();
+  if (status.ok()) status = job.run(item, worker);
+  return status;
+}
+
 void Executor::RunInline(Job& job) {
   absl::Status status;
   for (int64_t item = 0; item < job.num_items && status.ok(); ++item) {
-    if (job.cancel != nullptr) status = job.cancel->Check();
-    if (status.ok()) status = job.run(item, num_threads());
+    status = RunItem(job, item, num_threads());
   }
   job.finish(std::move(status));
 }
@@ -97,8 +102,7 @@ void Executor::WorkerLoop(int worker) {
       if (job->next < job->job.num_items) queue_.push_back(job);
     }
 
-    absl::Status status = job->job.cancel != nullptr ? job->job.cancel->Check() : absl::OkStatus();
-    if (status.ok()) status = job->job.run(item, worker);
+    absl::Status status = RunItem(job->job, item, worker);
     if (status.ok()) {
       CompleteItems(job, 1);
       continue;

@@ -88,6 +88,8 @@ class Executor {
  private:
   struct ActiveJob;
   void WorkerLoop(int worker);
+  // One item: the cancel check, then `run` (a worker's, or the caller's for an inline job).
+  static absl::Status RunItem(const Job& job, int64_t item, int worker);
   void RunInline(Job& job);
   void CompleteItems(const std::shared_ptr<ActiveJob>& job, int64_t count);
 
