@@ -6,6 +6,10 @@
 //
 //   build/bench/load_generator --address=127.0.0.1:50051 --concurrency=8 --duration_s=10
 //   (default request: argmax, d=10, M=10, B=1 — the issue-5 small-request workload)
+//
+// `--rpc=health` sends grpc.health.v1.Health/Check instead, answered by gRPC's own health
+// service in the same server: the floor that gRPC and the machine set for a unary call, to
+// read the Solve figures against.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -22,6 +26,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/match.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "perturbd/v1/perturbd.grpc.pb.h"
 
 ABSL_FLAG(std::string, address, "127.0.0.1:50051", "server address (loopback only)");
@@ -32,6 +37,8 @@ ABSL_FLAG(int64_t, max_requests, 10'000'000, "stop after this many requests in t
 ABSL_FLAG(int, d, 10, "argmax dimension");
 ABSL_FLAG(int, samples, 10, "M");
 ABSL_FLAG(int, batch, 1, "B");
+ABSL_FLAG(std::string, rpc, "solve",
+          "solve (the workload above) or health (grpc.health.v1.Health/Check: gRPC's floor)");
 
 namespace {
 
@@ -75,13 +82,22 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_connections) > 0 ? absl::GetFlag(FLAGS_connections) : threads;
   const double duration = std::clamp(absl::GetFlag(FLAGS_duration_s), 0.1, 300.0);
   const int64_t max_requests = absl::GetFlag(FLAGS_max_requests);
+  const std::string rpc = absl::GetFlag(FLAGS_rpc);
+  const bool health = rpc == "health";
+  if (!health && rpc != "solve") {
+    std::fprintf(stderr, "load_generator: --rpc must be solve or health, got %s\n", rpc.c_str());
+    return 2;
+  }
 
   std::vector<std::unique_ptr<v1::PerturbedOptimizer::Stub>> stubs;
+  std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> health_stubs;
   for (int c = 0; c < connections; ++c) {
     grpc::ChannelArguments args;
     args.SetInt("grpc.channel_id", c);  // distinct channels, not one shared subchannel
-    stubs.push_back(v1::PerturbedOptimizer::NewStub(
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args)));
+    const auto channel =
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    stubs.push_back(v1::PerturbedOptimizer::NewStub(channel));
+    health_stubs.push_back(grpc::health::v1::Health::NewStub(channel));
   }
   const v1::SolveRequest base = MakeRequest();
   std::atomic<int64_t> issued{0};
@@ -95,7 +111,10 @@ int main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
       v1::PerturbedOptimizer::Stub& stub = *stubs[static_cast<size_t>(t % connections)];
+      grpc::health::v1::Health::Stub& health_stub =
+          *health_stubs[static_cast<size_t>(t % connections)];
       v1::SolveRequest request = base;
+      const grpc::health::v1::HealthCheckRequest health_request;
       std::vector<double> mine;
       std::map<std::string, int64_t> my_errors;
       while (std::chrono::steady_clock::now() < stop_at && issued.fetch_add(1) < max_requests) {
@@ -103,8 +122,11 @@ int main(int argc, char** argv) {
         grpc::ClientContext context;
         context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
         v1::SolveResponse response;
+        grpc::health::v1::HealthCheckResponse health_response;
         const auto t0 = std::chrono::steady_clock::now();
-        const grpc::Status status = stub.Solve(&context, request, &response);
+        const grpc::Status status =
+            health ? health_stub.Check(&context, health_request, &health_response)
+                   : stub.Solve(&context, request, &response);
         const auto t1 = std::chrono::steady_clock::now();
         if (status.ok()) {
           mine.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
@@ -132,10 +154,12 @@ int main(int argc, char** argv) {
     error_json += (error_json.empty() ? "" : ", ") + ("\"" + code + "\": " + std::to_string(n));
   }
   std::printf(
-      "{\"workload\": \"argmax d=%d M=%d B=%d\", \"concurrency\": %d, \"connections\": %d, "
+      "{\"rpc\": \"%s\", \"workload\": \"argmax d=%d M=%d B=%d\", \"concurrency\": %d, "
+      "\"connections\": %d, "
       "\"seconds\": %.2f, \"ok\": %zu, \"requests_per_s\": %.0f, \"p50_us\": %.0f, "
       "\"p90_us\": %.0f, \"p99_us\": %.0f, \"errors\": {%s}}\n",
-      absl::GetFlag(FLAGS_d), absl::GetFlag(FLAGS_samples), absl::GetFlag(FLAGS_batch), threads,
+      health ? "grpc.health.v1.Health/Check" : "Solve", absl::GetFlag(FLAGS_d),
+      absl::GetFlag(FLAGS_samples), absl::GetFlag(FLAGS_batch), threads,
       connections, elapsed, latencies_us.size(), static_cast<double>(latencies_us.size()) / elapsed,
       pct(0.50), pct(0.90), pct(0.99), error_json.c_str());
   return errors.empty() ? 0 : 1;

@@ -9,10 +9,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -461,6 +463,46 @@ TEST_F(CliTest, ListHealthAndErrors) {
   const CommandResult dead = Cli({"health", "--timeout=2"});
   EXPECT_NE(dead.exit_status, 0);
 }
+
+#ifdef PERTURBD_LOAD_GENERATOR_BINARY
+// --- bench/load_generator (the small-request benchmark), briefly, against the real server. ---
+
+TEST(LoadGeneratorTest, CountsEveryRequestOfEitherRpcAndRefusesOtherHosts) {
+  std::unique_ptr<ServerProcess> server = StartServer({"--drain_seconds=0"});
+  ASSERT_NE(server, nullptr);
+  const std::string solves = R"(perturbd_requests_total{code="OK",method="Solve",oracle="argmax"})";
+  auto run = [&](const std::string& rpc, const std::string& address) {
+    return RunCommand({PERTURBD_LOAD_GENERATOR_BINARY, absl::StrCat("--address=", address),
+                       "--concurrency=3", "--max_requests=120", "--duration_s=60",
+                       absl::StrCat("--rpc=", rpc)},
+                      absl::Seconds(60));
+  };
+  for (const std::string rpc : {"solve", "health"}) {
+    SCOPED_TRACE(rpc);
+    const double before = Metric(*server, solves);
+    const CommandResult result = run(rpc, server->address());
+    ASSERT_EQ(result.exit_status, 0) << result.out << result.err;
+    absl::StatusOr<Json> json = ParseJson(result.out);
+    ASSERT_TRUE(json.ok()) << json.status() << "\n" << result.out;
+    // --max_requests bounds the requests of all threads together: exactly 120, every one OK.
+    EXPECT_EQ((*json)["ok"].number(), 120.0);
+    using Object = std::map<std::string, Json>;
+    EXPECT_TRUE(std::get<Object>((*json)["errors"].value).empty()) << result.out;
+    EXPECT_EQ(std::get<std::string>((*json)["rpc"].value),
+              rpc == "solve" ? "Solve" : "grpc.health.v1.Health/Check");
+    EXPECT_GT((*json)["p50_us"].number(), 0.0);
+    EXPECT_LE((*json)["p50_us"].number(), (*json)["p90_us"].number());
+    EXPECT_LE((*json)["p90_us"].number(), (*json)["p99_us"].number());
+    EXPECT_GT((*json)["requests_per_s"].number(), 0.0);
+    // The server saw 120 argmax Solves for `solve`, none for `health`.
+    EXPECT_EQ(Metric(*server, solves) - before, rpc == "solve" ? 120.0 : 0.0);
+  }
+  EXPECT_EQ(run("solve", "10.1.2.3:50051").exit_status, 2);  // loopback only: nothing sent
+  const CommandResult unknown = run("ping", server->address());
+  EXPECT_EQ(unknown.exit_status, 2);
+  EXPECT_THAT(unknown.err, HasSubstr("--rpc"));
+}
+#endif  // PERTURBD_LOAD_GENERATOR_BINARY
 
 }  // namespace
 }  // namespace perturbd
