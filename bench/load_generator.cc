@@ -159,8 +159,8 @@ int main(int argc, char** argv) {
       "\"seconds\": %.2f, \"ok\": %zu, \"requests_per_s\": %.0f, \"p50_us\": %.0f, "
       "\"p90_us\": %.0f, \"p99_us\": %.0f, \"errors\": {%s}}\n",
       health ? "grpc.health.v1.Health/Check" : "Solve", absl::GetFlag(FLAGS_d),
-      absl::GetFlag(FLAGS_samples), absl::GetFlag(FLAGS_batch), threads,
-      connections, elapsed, latencies_us.size(), static_cast<double>(latencies_us.size()) / elapsed,
-      pct(0.50), pct(0.90), pct(0.99), error_json.c_str());
+      absl::GetFlag(FLAGS_samples), absl::GetFlag(FLAGS_batch), threads, connections, elapsed,
+      latencies_us.size(), static_cast<double>(latencies_us.size()) / elapsed, pct(0.50), pct(0.90),
+      pct(0.99), error_json.c_str());
   return errors.empty() ? 0 : 1;
 }

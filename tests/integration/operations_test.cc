@@ -472,10 +472,10 @@ TEST(LoadGeneratorTest, CountsEveryRequestOfEitherRpcAndRefusesOtherHosts) {
   ASSERT_NE(server, nullptr);
   const std::string solves = R"(perturbd_requests_total{code="OK",method="Solve",oracle="argmax"})";
   auto run = [&](const std::string& rpc, const std::string& address) {
-    return RunCommand({PERTURBD_LOAD_GENERATOR_BINARY, absl::StrCat("--address=", address),
-                       "--concurrency=3", "--max_requests=120", "--duration_s=60",
-                       absl::StrCat("--rpc=", rpc)},
-                      absl::Seconds(60));
+    return RunCommand(
+        {PERTURBD_LOAD_GENERATOR_BINARY, absl::StrCat("--address=", address), "--concurrency=3",
+         "--max_requests=120", "--duration_s=60", absl::StrCat("--rpc=", rpc)},
+        absl::Seconds(60));
   };
   for (const std::string rpc : {"solve", "health"}) {
     SCOPED_TRACE(rpc);
