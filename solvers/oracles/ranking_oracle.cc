@@ -194,25 +194,52 @@ void Keys(const double* __restrict x, size_t d, double sign, double* __restrict 
   }
 }
 
-void Ranks(const double* key, size_t d, int32_t* rank, float* key32) {
+// Whether `rank` (a permutation of 0 … d−1) ranks the double keys: whether the keys it puts
+// in order are in order, ties by index (a sequence whose neighbours are in order is sorted).
+// order and sorted are scratch of d.
+PERTURBD_ORACLE_VECTOR_CLONES
+bool RanksSortKeys(const double* __restrict key, size_t d, const int32_t* __restrict rank,
+                   int32_t* __restrict order, double* __restrict sorted) {
+  for (size_t i = 0; i < d; ++i) order[rank[i]] = static_cast<int32_t>(i);
+#pragma omp simd
+  for (size_t r = 0; r < d; ++r) sorted[r] = key[order[r]];
+  int out_of_order = 0;
+#pragma omp simd reduction(| : out_of_order)
+  for (size_t r = 1; r < d; ++r) {
+    const bool ordered =
+        sorted[r - 1] < sorted[r] || (sorted[r - 1] == sorted[r] && order[r - 1] < order[r]);
+    out_of_order |= ordered ? 0 : 1;
+  }
+  return out_of_order == 0;
+}
+
+// Double keys are ranked by their roundings to float (the float kernel compares each pair once
+// in sixteen lanes; the double kernel compares each twice in eight). Rounding is monotone, so
+// those ranks can be wrong only among keys that round to one float (or past float's range),
+// where the float kernel breaks the tie by index: RanksSortKeys finds any such pair out of
+// order, and the double kernel counts again. Keys that all are floats (FLOAT32 requests) are
+// ranked exactly by the float kernel alone.
+void Ranks(const double* key, size_t d, int32_t* rank, float* key32, int32_t* order,
+           double* sorted) {
 #ifdef PERTURBD_RANKING_AVX512
   if (CpuHasAvx512F()) {
-    if (AllFloats(key, d, key32)) {
-      TriangleRanksAvx512F32(key32, d, rank);
-    } else {
-      CountRanksAvx512(key, d, rank);
-    }
+    const bool floats = AllFloats(key, d, key32);
+    TriangleRanksAvx512F32(key32, d, rank);
+    if (!floats && !RanksSortKeys(key, d, rank, order, sorted)) CountRanksAvx512(key, d, rank);
     return;
   }
 #endif
   (void)key32;
+  (void)order;
+  (void)sorted;
   CountRanks(key, d, rank);
 }
 
 struct RankingWorkspace final : OracleWorkspace {
-  explicit RankingWorkspace(size_t d) : key(d), key32(d), order(d), rank(d) {}
-  std::vector<double> key;  // θ (MAXIMIZE) or −θ (MINIMIZE); NaN → −∞; sorted ascending
-  std::vector<float> key32;  // key as floats, when they all are (the counting kernel)
+  explicit RankingWorkspace(size_t d) : key(d), key32(d), sorted(d), order(d), rank(d) {}
+  std::vector<double> key;     // θ (MAXIMIZE) or −θ (MINIMIZE); NaN → −∞
+  std::vector<float> key32;    // key rounded to float (the counting kernel)
+  std::vector<double> sorted;  // key in rank order (Ranks' check of the float ranks)
   std::vector<int32_t> order;  // order[r] = the index with rank r
   std::vector<int32_t> rank;   // rank[i]
 };
@@ -246,7 +273,7 @@ int64_t RankingOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspac
     // rank_i = #{j : (key_j, j) < (key_i, i)} — a branch-free, vectorised O(d²) count that
     // beats a comparison sort for small d (no mispredicted branches, no index indirection).
     // Same total order as the sort below: ties go to the lower index.
-    Ranks(ws.key.data(), d, ws.rank.data(), ws.key32.data());
+    Ranks(ws.key.data(), d, ws.rank.data(), ws.key32.data(), ws.order.data(), ws.sorted.data());
   } else {
     std::iota(ws.order.begin(), ws.order.end(), 0);
     const double* key = ws.key.data();

@@ -153,6 +153,45 @@ TEST(RankingOracle, CountingAndSortingMatchAStableSort) {
   }
 }
 
+// Double keys are ranked by their float roundings and checked: keys that round to one float
+// (closer than a float step, subnormal, or past float's range) in either index order, so the
+// float kernel's tie by index is sometimes wrong and the check must catch it; and keys that
+// merely look alike, so it must not reject right ranks.
+TEST(RankingOracle, DoubleKeysThatShareAFloatRankAsDoubles) {
+  std::mt19937_64 rng(17);
+  const double step = 0x1p-40;  // far below float's step at 1 (2⁻²³)
+  for (const int d : {2, 3, 16, 17, 33, 100, 192}) {
+    for (Sense sense : oracle_test::kBothSenses) {
+      auto oracle = MakeOk(RankingSpec{}, d, sense);
+      auto ws = oracle->NewWorkspace();
+      for (int instance = 0; instance < 6; ++instance) {
+        std::vector<double> theta(d);
+        std::normal_distribution<double> normal;
+        for (double& t : theta) t = normal(rng);
+        // Groups of keys a few double steps apart, placed at random indices.
+        const int groups = 1 + static_cast<int>(rng() % 4);
+        for (int g = 0; g < groups; ++g) {
+          const double base = instance == 4   ? 1e300 * (1.0 + g)   // float: +∞
+                              : instance == 5 ? 1e-320 * (1.0 + g)  // float: 0
+                                              : static_cast<float>(normal(rng));
+          for (int m = 0; m < 3; ++m) {
+            const double offset = instance == 3 ? 0.0 : step * static_cast<double>(rng() % 7);
+            const double apart = instance == 4   ? base * 1e-12 * m  // distinct doubles
+                                 : instance == 5 ? std::numeric_limits<double>::denorm_min() * m
+                                                 : offset;
+            theta[rng() % d] = base + apart;
+          }
+        }
+        const std::vector<int> order = oracle_test::StableOrder(theta, sense, false);
+        std::vector<double> expected(d, 0.0);
+        for (int r = 0; r < d; ++r) expected[order[r]] = r;
+        EXPECT_EQ(SolveDense(*oracle, *ws, theta).y, expected)
+            << "d=" << d << " instance=" << instance;
+      }
+    }
+  }
+}
+
 TEST(RankingOracle, Metadata) {
   auto oracle = MakeOk(RankingSpec{}, 5, std::nullopt);
   EXPECT_EQ(oracle->name(), "ranking");
