@@ -12,6 +12,8 @@
 //                     takes a queued request out of the queue (CANCELLED / DEADLINE_EXCEEDED)
 //                     or cancels a running one's CancelToken, whose deadline is the call's: the
 //                     executor skips its remaining work items and its buffers are freed.
+//                     Its reactions run inline on the gRPC thread that completes the call (no
+//                     hand-off to gRPC's executor thread: they are short and never wait).
 //   SolveStream       ServerBidiReactor that reads, solves and writes one message at a time, so
 //                     responses come in request order; a message that fails (malformed,
 //                     rejected, or failing in the engine) finishes the stream with its status,
