@@ -201,13 +201,19 @@ def test_encode_message_tensor_shapes(shape):
     assert req.cotangent == perturbd.encode_tensor(a.astype(np.float64))
 
 
+# Both paths of the decoder: Python framing (small_bytes=0) and protobuf's parser (small).
+DECODER_PATHS = pytest.mark.parametrize("small_bytes", [0, 64 * 1024])
+
+
+@DECODER_PATHS
 @pytest.mark.parametrize("request_id", ["", "a", "ab", "abc", "s1234"])  # every alignment
-def test_response_decoder_matches_protobuf(request_id):
+def test_response_decoder_matches_protobuf(request_id, small_bytes):
     resp = _solve_response(solution=np.arange(12, dtype=np.float32).reshape(3, 4),
                            value=np.arange(3, dtype=np.float64), loss=np.float32(2.5),
                            samples=np.zeros((3, 0, 4), np.float32))
     resp.request_id = request_id
-    msg, tensors = perturbd._wire.ResponseDecoder(pb.SolveResponse)(resp.SerializeToString())
+    decode = perturbd._wire.ResponseDecoder(pb.SolveResponse, small_bytes=small_bytes)
+    msg, tensors = decode(resp.SerializeToString())
     assert msg.request_id == request_id and msg.stats == resp.stats
     assert not msg.HasField("solution")    # tensors come apart from the message
     assert sorted(tensors) == ["loss", "samples", "solution", "value"]
@@ -218,8 +224,9 @@ def test_response_decoder_matches_protobuf(request_id):
         assert not a.flags.writeable and a.flags.aligned
 
 
-def test_response_decoder_unusual_encodings():
-    decode = perturbd._wire.ResponseDecoder(pb.SolveResponse)
+@DECODER_PATHS
+def test_response_decoder_unusual_encodings(small_bytes):
+    decode = perturbd._wire.ResponseDecoder(pb.SolveResponse, small_bytes=small_bytes)
     y = np.arange(6, dtype=np.float32).reshape(2, 3)
     # A Tensor field split over two occurrences merges (protobuf semantics).
     head = pb.SolveResponse(solution=pb.Tensor(dtype=pb.FLOAT32, shape=[2, 3]))
@@ -236,8 +243,9 @@ def test_response_decoder_unusual_encodings():
     assert decode(b"") == (pb.SolveResponse(), {})
 
 
-def test_response_decoder_rejects_bad_responses():
-    decode = perturbd._wire.ResponseDecoder(pb.SolveResponse)
+@DECODER_PATHS
+def test_response_decoder_rejects_bad_responses(small_bytes):
+    decode = perturbd._wire.ResponseDecoder(pb.SolveResponse, small_bytes=small_bytes)
     raw = _solve_response(solution=np.ones((2, 2), np.float32)).SerializeToString()
     with pytest.raises(perturbd.ProtocolError, match="malformed"):
         decode(raw[:-3])

@@ -207,24 +207,35 @@ class ResponseDecoder:
     parsed by protobuf. Anything out of the ordinary (a Tensor field split over several
     occurrences, a malformed buffer) is left to protobuf's parser whole: the same result, or
     ProtocolError for bytes that do not parse.
+
+    Responses of at most ``small_bytes`` bytes go to protobuf's parser whole anyway: copying
+    their few kilobytes costs less than framing them in Python, whose code runs cache-cold
+    after each call (argmax d = 10 or a 30×30 grid, B = 4: ≈ 80 µs a call framed, ≈ 58 µs
+    parsed, measured right after the RPC; 16 and 12 µs in a warm loop).
     """
 
-    def __init__(self, message_class):
+    def __init__(self, message_class, small_bytes=64 * 1024):
         self.message_class = message_class
+        self.small_bytes = small_bytes
         self._tensor_fields = _tensor_fields(message_class)
 
     def __call__(self, buf):
-        try:
-            return self._split(buf)
-        except (IndexError, ValueError, message.DecodeError):
-            pass
+        if len(buf) > self.small_bytes:
+            try:
+                return self._split(buf)
+            except (IndexError, ValueError, message.DecodeError):
+                pass
         try:
             msg = self.message_class.FromString(buf)
         except message.DecodeError as e:
             raise ProtocolError("response: malformed %s (%s)"
                                 % (self.message_class.DESCRIPTOR.name, e)) from None
-        return Decoded(msg, {name: decode_tensor(getattr(msg, name), name)
-                             for name in self._tensor_fields.values() if msg.HasField(name)})
+        tensors = {}
+        for name in self._tensor_fields.values():
+            if msg.HasField(name):
+                tensors[name] = decode_tensor(getattr(msg, name), name)
+                msg.ClearField(name)  # as from _split: the tensors apart from the message
+        return Decoded(msg, tensors)
 
     def _split(self, buf):
         view = memoryview(buf)
