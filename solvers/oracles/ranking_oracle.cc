@@ -194,6 +194,11 @@ void Keys(const double* __restrict x, size_t d, double sign, double* __restrict 
   }
 }
 
+// The ranking's total order: (key_a, a) before (key_b, b) — ties go to the lower index.
+inline bool Before(double key_a, int32_t a, double key_b, int32_t b) {
+  return key_a < key_b || (key_a == key_b && a < b);
+}
+
 // Whether `rank` (a permutation of 0 … d−1) ranks the double keys: whether the keys it puts
 // in order are in order, ties by index (a sequence whose neighbours are in order is sorted).
 // order and sorted are scratch of d.
@@ -206,9 +211,7 @@ bool RanksSortKeys(const double* __restrict key, size_t d, const int32_t* __rest
   int out_of_order = 0;
 #pragma omp simd reduction(| : out_of_order)
   for (size_t r = 1; r < d; ++r) {
-    const bool ordered =
-        sorted[r - 1] < sorted[r] || (sorted[r - 1] == sorted[r] && order[r - 1] < order[r]);
-    out_of_order |= ordered ? 0 : 1;
+    out_of_order |= Before(sorted[r - 1], order[r - 1], sorted[r], order[r]) ? 0 : 1;
   }
   return out_of_order == 0;
 }
@@ -277,9 +280,8 @@ int64_t RankingOracle::Solve(absl::Span<double> theta, OracleWorkspace& workspac
   } else {
     std::iota(ws.order.begin(), ws.order.end(), 0);
     const double* key = ws.key.data();
-    std::sort(ws.order.begin(), ws.order.end(), [key](int32_t a, int32_t b) {
-      return key[a] < key[b] || (key[a] == key[b] && a < b);
-    });
+    std::sort(ws.order.begin(), ws.order.end(),
+              [key](int32_t a, int32_t b) { return Before(key[a], a, key[b], b); });
     for (size_t r = 0; r < d; ++r) ws.rank[ws.order[r]] = static_cast<int32_t>(r);
   }
   y.AssignDense(absl::MakeConstSpan(ws.rank.data(), d));

@@ -374,6 +374,15 @@ __attribute__((target("avx512f"))) inline AngleTables LoadAngleTables(const Buck
           _mm512_loadu_ps(sin_t + 16)};
 }
 
+// The radius index (for LogBucket16) of sixteen radius words, and the angle bucket (0 .. 31)
+// of sixteen angle words: the top bits that the bucket tables are indexed by.
+__attribute__((target("avx512f"))) inline __m512i RadiusIndex16(__m512i words) {
+  return _mm512_srli_epi32(words, 9);
+}
+__attribute__((target("avx512f"))) inline __m512i AngleBucket16(__m512i words) {
+  return _mm512_srli_epi32(words, 9 + kAngleShift);
+}
+
 // w: a group's sixteen words; the radius index of each lane (words 0..7 in both halves) into
 // *radius_index, the angle bound returned.
 __attribute__((target("avx512f"))) inline __m512 AngleBound16(const AngleTables& a, __m512i w,
@@ -381,8 +390,8 @@ __attribute__((target("avx512f"))) inline __m512 AngleBound16(const AngleTables&
   constexpr __mmask16 kSin = 0xFF00;                    // the upper eight lanes take sin
   const __m512i x0 = _mm512_shuffle_i64x2(w, w, 0x44);  // words 0..7 in both halves
   const __m512i x1 = _mm512_shuffle_i64x2(w, w, 0xEE);  // words 8..15 in both halves
-  *radius_index = _mm512_srli_epi32(x0, 9);
-  const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
+  *radius_index = RadiusIndex16(x0);
+  const __m512i ab = AngleBucket16(x1);
   return _mm512_mask_blend_ps(kSin, _mm512_permutex2var_ps(a.cos0, ab, a.cos1),
                               _mm512_permutex2var_ps(a.sin0, ab, a.sin1));
 }
@@ -489,8 +498,8 @@ __attribute__((target("avx512f"))) void NormalAboveAvx512(const BucketBounds& t,
     const __m512i wb = _mm512_loadu_si512(words + i + 16);
     const __m512i x0 = _mm512_shuffle_i64x2(wa, wb, 0x44);  // radius words: a 0..7, b 0..7
     const __m512i x1 = _mm512_shuffle_i64x2(wa, wb, 0xEE);  // angle words: a 8..15, b 8..15
-    const __m512 r_hi = Lookup64(radius_hi, LogBucket16(_mm512_srli_epi32(x0, 9)));
-    const __m512i ab = _mm512_srli_epi32(x1, 9 + kAngleShift);  // 0 .. 31
+    const __m512 r_hi = Lookup64(radius_hi, LogBucket16(RadiusIndex16(x0)));
+    const __m512i ab = AngleBucket16(x1);
     const __m512 cos_w = _mm512_castsi512_ps(
         _mm512_xor_si512(_mm512_castps_si512(_mm512_mul_ps(
                              r_hi, _mm512_permutex2var_ps(angles.cos0, ab, angles.cos1))),

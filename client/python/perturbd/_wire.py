@@ -12,6 +12,8 @@ fresh large allocation, which glibc serves from newly mapped, page-faulting memo
 trimmed its heap: for argmax d=1000, B=64 (256 KB each way) that was ≈ 0.4 ms a call on the
 development VM, against ≈ 1 ms for the whole round trip of a trivial solve. Response tensors
 are then views over the whole received message, copied only where their data is misaligned.
+Responses of at most 64 KiB are parsed by protobuf instead (``ResponseDecoder.small_bytes``):
+their tensors are views over the parsed fields' bytes.
 """
 
 import collections
